@@ -1,0 +1,102 @@
+from __future__ import annotations
+
+from django.conf import settings
+from django.contrib.auth import authenticate
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.utils.translation import gettext as _
+from drf_spectacular.utils import extend_schema
+from rest_framework import mixins, parsers, permissions, status, viewsets
+from rest_framework.exceptions import PermissionDenied, ValidationError
+from rest_framework.response import Response
+from rest_framework.throttling import ScopedRateThrottle
+from rest_framework.views import APIView
+from rest_framework_simplejwt.tokens import RefreshToken
+
+from . import selectors, services
+from .models import BrokerAccount
+from .serializers import (
+    BrokerAccountSerializer,
+    TokenFormResponseSerializer,
+    TokenFormSerializer,
+    UserSerializer,
+)
+
+
+class MeView(APIView):
+    @extend_schema(responses=UserSerializer)
+    def get(self, request):
+        return Response(UserSerializer(request.user).data)
+
+
+class BrokerAccountViewSet(
+    mixins.ListModelMixin,
+    mixins.RetrieveModelMixin,
+    mixins.CreateModelMixin,
+    mixins.UpdateModelMixin,
+    mixins.DestroyModelMixin,
+    viewsets.GenericViewSet,
+):
+    """A user's broker accounts. Other users' accounts answer 404, as if they did not exist."""
+
+    serializer_class = BrokerAccountSerializer
+
+    def get_queryset(self):
+        return selectors.broker_accounts_for(self.request.user)
+
+    def _require_owner(self, account: BrokerAccount) -> None:
+        if account.owner_id != self.request.user.pk:
+            raise PermissionDenied(_("Only the owner can change a broker account."))
+
+    def _save(self, serializer, account: BrokerAccount):
+        try:
+            serializer.instance = services.save_broker_account(account, **serializer.validated_data)
+        except DjangoValidationError as exc:
+            raise ValidationError(exc.message_dict) from exc
+
+    def perform_create(self, serializer):
+        self._save(serializer, BrokerAccount(owner=self.request.user))
+
+    def perform_update(self, serializer):
+        self._require_owner(serializer.instance)
+        self._save(serializer, serializer.instance)
+
+    def perform_destroy(self, instance):
+        self._require_owner(instance)
+        services.delete_broker_account(instance)
+
+
+class TokenFormView(APIView):
+    """`POST /token` (form fields `username`, `password`) → `{"access_token", "token_type": "bearer"}`.
+
+    The design's OAuth2-password-style form next to simplejwt's JSON `/api/token/`."""
+
+    authentication_classes: list = []
+    permission_classes = [permissions.AllowAny]
+    parser_classes = [parsers.FormParser, parsers.MultiPartParser, parsers.JSONParser]
+    throttle_classes = [ScopedRateThrottle]
+    throttle_scope = "login"
+
+    @extend_schema(request=TokenFormSerializer, responses={200: TokenFormResponseSerializer})
+    def post(self, request):
+        form = TokenFormSerializer(data=request.data)
+        form.is_valid(raise_exception=True)
+        user = authenticate(
+            request, username=form.validated_data["username"], password=form.validated_data["password"]
+        )
+        if user is None or not user.is_active:
+            return Response(
+                {"detail": _("Wrong username or password.")},
+                status=status.HTTP_401_UNAUTHORIZED,
+                headers={"WWW-Authenticate": 'Bearer realm="api"'},
+            )
+        refresh = RefreshToken.for_user(user)
+        lifetime = settings.SIMPLE_JWT["ACCESS_TOKEN_LIFETIME"]
+        return Response(
+            {
+                "access_token": str(refresh.access_token),
+                "refresh_token": str(refresh),
+                "token_type": "bearer",
+                "expires_in": int(lifetime.total_seconds()),
+            },
+            status=status.HTTP_200_OK,
+        )

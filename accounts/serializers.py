@@ -1,0 +1,56 @@
+from __future__ import annotations
+
+from django.contrib.auth import get_user_model
+from django.utils.translation import gettext_lazy as _
+from rest_framework import serializers
+
+from .models import BrokerAccount
+
+
+class UserSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = get_user_model()
+        fields = ["id", "username", "email", "is_staff", "date_joined"]
+        read_only_fields = fields
+
+
+class BrokerAccountSerializer(serializers.ModelSerializer):
+    """Secrets are write-only; reads give masked values only."""
+
+    app_key = serializers.CharField(write_only=True, required=False, allow_blank=True, trim_whitespace=True)
+    app_secret = serializers.CharField(write_only=True, required=False, allow_blank=True, trim_whitespace=True)
+    account_number = serializers.CharField(
+        write_only=True, required=False, allow_blank=True, max_length=8, trim_whitespace=True
+    )
+    masked_app_key = serializers.CharField(read_only=True)
+    masked_account_number = serializers.CharField(read_only=True)
+    has_app_secret = serializers.SerializerMethodField()
+    owner = serializers.CharField(source="owner.username", read_only=True)
+
+    class Meta:
+        model = BrokerAccount
+        fields = [
+            "id", "owner", "name", "mode", "app_key", "app_secret", "account_number", "product_code",
+            "hts_id", "is_default", "masked_app_key", "masked_account_number", "has_app_secret",
+            "created_at", "updated_at",
+        ]
+        read_only_fields = ["id", "owner", "created_at", "updated_at"]
+        # Uniqueness and cross-field rules are checked by the service on the model.
+        validators: list = []
+
+    def get_has_app_secret(self, obj: BrokerAccount) -> bool:
+        return bool(obj.app_secret)
+
+
+class TokenFormSerializer(serializers.Serializer):
+    """The design's `POST /token` form: username and password as form fields."""
+
+    username = serializers.CharField(label=_("username"))
+    password = serializers.CharField(label=_("password"), style={"input_type": "password"}, trim_whitespace=False)
+
+
+class TokenFormResponseSerializer(serializers.Serializer):
+    access_token = serializers.CharField()
+    refresh_token = serializers.CharField()
+    token_type = serializers.CharField(default="bearer")
+    expires_in = serializers.IntegerField(help_text="seconds")

@@ -1,0 +1,135 @@
+"""Actions that change accounts data. Views, the API, the admin and commands all call these."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from django.contrib.auth import get_user_model
+from django.db import transaction
+
+from .crypto import rotate
+from .models import BrokerAccount, BrokerMode
+
+logger = logging.getLogger(__name__)
+
+SECRET_FIELDS = ("app_key", "app_secret", "account_number")
+
+
+def apply_broker_account_changes(account: BrokerAccount, changes: dict) -> BrokerAccount:
+    """Set `changes` on the account in memory. A blank secret keeps the stored one, so forms never
+    have to show a secret back to let the user edit other fields."""
+    for name, value in changes.items():
+        if name in SECRET_FIELDS and not value and account.pk:
+            continue
+        setattr(account, name, value.strip() if isinstance(value, str) else value)
+    return account
+
+
+@transaction.atomic
+def save_broker_account(account: BrokerAccount, **changes) -> BrokerAccount:
+    """Create or update an account after validating it (raises django's ValidationError)."""
+    apply_broker_account_changes(account, changes)
+    if not BrokerAccount.objects.filter(owner_id=account.owner_id).exclude(pk=account.pk).exists():
+        account.is_default = True  # a user's first account is their default
+    account.full_clean()
+    account.save()
+    if account.is_default:
+        BrokerAccount.objects.filter(owner_id=account.owner_id, is_default=True).exclude(pk=account.pk).update(
+            is_default=False
+        )
+    logger.info("broker account %s saved for user %s (mode %s)", account.pk, account.owner_id, account.mode)
+    return account
+
+
+def create_broker_account(owner, **fields) -> BrokerAccount:
+    return save_broker_account(BrokerAccount(owner=owner), **fields)
+
+
+@transaction.atomic
+def delete_broker_account(account: BrokerAccount) -> None:
+    owner_id, was_default = account.owner_id, account.is_default
+    account.delete()
+    if was_default:
+        successor = BrokerAccount.objects.filter(owner_id=owner_id).order_by("pk").first()
+        if successor:
+            successor.is_default = True
+            successor.save(update_fields=["is_default"])
+
+
+def rotate_broker_secrets() -> int:
+    """Re-encrypt every stored secret with the first FIELD_ENCRYPTION_KEYS key."""
+    from django.db import connection
+
+    table = BrokerAccount._meta.db_table
+    count = 0
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(f"SELECT id, {', '.join(SECRET_FIELDS)} FROM {table}")  # noqa: S608 - fixed names
+        for row in cursor.fetchall():
+            pk, values = row[0], row[1:]
+            rotated = [rotate(v) if v else v for v in values]
+            assignments = ", ".join(f"{name} = %s" for name in SECRET_FIELDS)
+            cursor.execute(f"UPDATE {table} SET {assignments} WHERE id = %s", [*rotated, pk])  # noqa: S608
+            count += 1
+    return count
+
+
+def kis_mode_for_url(url_base: str) -> str:
+    """KIS's simulated-trading host is openapivts; everything else is the real host."""
+    return BrokerMode.SIMULATED if "openapivts" in url_base else BrokerMode.REAL
+
+
+@dataclass
+class EnvKisAccount:
+    app_key: str
+    app_secret: str
+    account: str
+    product_code: str
+    url_base: str
+    hts_id: str
+
+    @property
+    def is_complete(self) -> bool:
+        return bool(self.app_key and self.app_secret and self.account)
+
+
+@transaction.atomic
+def ensure_superuser(username: str, email: str, password: str, env_account: EnvKisAccount | None = None):
+    """Create (or update the password of) a superuser; the `.env` KIS values become their default
+    broker account. Returns (user, created, broker_account_or_None)."""
+    User = get_user_model()
+    user, created = User.objects.get_or_create(username=username, defaults={"email": email})
+    user.is_staff = user.is_superuser = True
+    if email:
+        user.email = email
+    user.set_password(password)
+    user.save()
+    broker_account = None
+    if env_account and env_account.is_complete:
+        account_number = env_account.account.replace("-", "")[:8]
+        existing = BrokerAccount.objects.filter(owner=user, name="KIS (.env)").first()
+        broker_account = save_broker_account(
+            existing or BrokerAccount(owner=user),
+            name="KIS (.env)",
+            mode=kis_mode_for_url(env_account.url_base),
+            app_key=env_account.app_key,
+            app_secret=env_account.app_secret,
+            account_number=account_number,
+            product_code=env_account.product_code or "01",
+            hts_id=env_account.hts_id,
+            is_default=True,
+        )
+    return user, created, broker_account
+
+
+@transaction.atomic
+def ensure_demo_user(username: str, password: str):
+    """The demo login of the run command: a normal user with a paper account."""
+    User = get_user_model()
+    user, created = User.objects.get_or_create(username=username, defaults={"email": f"{username}@example.com"})
+    if created or not user.check_password(password):
+        user.set_password(password)
+        user.save()
+    if not BrokerAccount.objects.filter(owner=user).exists():
+        create_broker_account(user, name="모의 계좌", mode=BrokerMode.PAPER, is_default=True)
+    return user, created

@@ -1,0 +1,162 @@
+"""JWT issuance, refresh, expiry and logout; the design's POST /token; broker accounts over the API."""
+
+import pytest
+import time_machine
+from django.urls import reverse
+from django.utils import timezone
+from rest_framework.test import APIClient
+
+from accounts.models import BrokerAccount
+from accounts.tests.factories import BrokerAccountFactory
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def api():
+    return APIClient()
+
+
+def obtain(api, username, password):
+    return api.post(reverse("api:token_obtain_pair"), {"username": username, "password": password}, format="json")
+
+
+def test_jwt_pair_gives_access_to_the_api(api, user, password):
+    tokens = obtain(api, user.username, password).json()
+    api.credentials(HTTP_AUTHORIZATION=f"Bearer {tokens['access']}")
+    response = api.get(reverse("api:me"))
+    assert response.status_code == 200
+    assert response.json()["username"] == user.username
+
+
+def test_wrong_password_is_401_with_a_message(api, user):
+    response = obtain(api, user.username, "nope")
+    assert response.status_code == 401
+    assert response.json()["detail"]
+
+
+def test_api_requires_authentication(api):
+    response = api.get(reverse("api:me"))
+    assert response.status_code == 401
+    assert "detail" in response.json()
+
+
+def test_malformed_jwt_is_401_not_500(api):
+    api.credentials(HTTP_AUTHORIZATION="Bearer not.a.jwt")
+    response = api.get(reverse("api:me"))
+    assert response.status_code == 401
+    assert response.json()["detail"]
+
+
+def test_access_token_expires(api, user, password):
+    tokens = obtain(api, user.username, password).json()
+    api.credentials(HTTP_AUTHORIZATION=f"Bearer {tokens['access']}")
+    with time_machine.travel(timezone.now() + timezone.timedelta(minutes=16), tick=False):
+        response = api.get(reverse("api:me"))
+    assert response.status_code == 401
+    assert response.json()["code"] == "token_not_valid"
+
+
+def test_refresh_rotates_and_the_old_refresh_token_is_blacklisted(api, user, password):
+    first = obtain(api, user.username, password).json()
+    rotated = api.post(reverse("api:token_refresh"), {"refresh": first["refresh"]}, format="json")
+    assert rotated.status_code == 200
+    assert rotated.json()["refresh"] != first["refresh"]
+    reused = api.post(reverse("api:token_refresh"), {"refresh": first["refresh"]}, format="json")
+    assert reused.status_code == 401
+
+
+def test_logout_blacklists_the_refresh_token(api, user, password):
+    tokens = obtain(api, user.username, password).json()
+    assert api.post(reverse("api:token_logout"), {"refresh": tokens["refresh"]}, format="json").status_code == 200
+    again = api.post(reverse("api:token_refresh"), {"refresh": tokens["refresh"]}, format="json")
+    assert again.status_code == 401
+
+
+def test_design_token_form_answers_access_token_and_bearer(client, user, password):
+    response = client.post("/token", {"username": user.username, "password": password})
+    assert response.status_code == 200
+    body = response.json()
+    assert body["token_type"] == "bearer"
+    api = APIClient()
+    api.credentials(HTTP_AUTHORIZATION=f"Bearer {body['access_token']}")
+    assert api.get(reverse("api:me")).json()["username"] == user.username
+
+
+def test_design_token_form_errors(client, user):
+    wrong = client.post("/token", {"username": user.username, "password": "bad"})
+    assert wrong.status_code == 401
+    assert wrong.json()["detail"]
+    missing = client.post("/token", {"username": user.username})
+    assert missing.status_code == 400
+    assert "password" in missing.json()
+
+
+def test_login_attempts_are_throttled(client, user, settings):
+    for _ in range(20):
+        client.post("/token", {"username": user.username, "password": "bad"})
+    response = client.post("/token", {"username": user.username, "password": "bad"})
+    assert response.status_code == 429
+
+
+def test_broker_account_create_returns_masked_values_only(api, user):
+    api.force_authenticate(user)
+    response = api.post(
+        reverse("api:broker-account-list"),
+        {"name": "실전", "mode": "real", "app_key": "PSAPPKEY1234567890", "app_secret": "top-secret-value",
+         "account_number": "12345678", "product_code": "01"},
+        format="json",
+    )
+    assert response.status_code == 201, response.content
+    body = response.json()
+    text = response.content.decode()
+    assert "top-secret-value" not in text and "12345678" not in text and "PSAPPKEY1234567890" not in text
+    assert body["masked_account_number"] == "1234****-01"
+    assert body["has_app_secret"] is True
+    assert BrokerAccount.objects.get(pk=body["id"]).app_secret == "top-secret-value"
+
+
+def test_broker_account_validation_errors_are_400(api, user):
+    api.force_authenticate(user)
+    response = api.post(
+        reverse("api:broker-account-list"),
+        {"name": "x", "mode": "real", "app_key": "k", "app_secret": "s", "account_number": "1234"},
+        format="json",
+    )
+    assert response.status_code == 400
+    assert "account_number" in response.json()
+
+
+def test_blank_secret_on_update_keeps_the_stored_one(api, user):
+    account = BrokerAccountFactory(owner=user)
+    api.force_authenticate(user)
+    response = api.patch(
+        reverse("api:broker-account-detail", args=[account.pk]), {"name": "renamed", "app_secret": ""}, format="json"
+    )
+    assert response.status_code == 200
+    account.refresh_from_db()
+    assert account.name == "renamed" and account.app_secret.startswith("secret-")
+
+
+def test_user_never_sees_or_changes_another_users_account(api, user, other_user):
+    theirs = BrokerAccountFactory(owner=other_user)
+    mine = BrokerAccountFactory(owner=user)
+    api.force_authenticate(user)
+    listed = [row["id"] for row in api.get(reverse("api:broker-account-list")).json()["results"]]
+    assert listed == [mine.pk]
+    detail = reverse("api:broker-account-detail", args=[theirs.pk])
+    assert api.get(detail).status_code == 404
+    assert api.patch(detail, {"name": "hacked"}, format="json").status_code == 404
+    assert api.delete(detail).status_code == 404
+    theirs.refresh_from_db()
+    assert theirs.name != "hacked"
+
+
+def test_openapi_schema_and_docs_are_served(client, user):
+    schema = client.get(reverse("api:schema"))
+    assert schema.status_code == 200
+    assert b"/api/broker-accounts/" in schema.content and b"/token" in schema.content
+    client.force_login(user)
+    docs = client.get(reverse("api:swagger"))
+    assert docs.status_code == 200
+    assert b"cdn" not in docs.content.lower()

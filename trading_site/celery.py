@@ -1,0 +1,23 @@
+"""The Celery application: configured from Django settings (CELERY_* keys), tasks autodiscovered."""
+
+import os
+
+from celery import Celery
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "trading_site.settings")
+
+app = Celery("trading_site")
+app.config_from_object("django.conf:settings", namespace="CELERY")
+app.autodiscover_tasks()
+
+
+@app.on_after_configure.connect
+def _make_filesystem_queue_dirs(sender, **kwargs):
+    """The filesystem transport (embedded default) needs its folders before the first message."""
+    options = sender.conf.broker_transport_options or {}
+    folders = [options.get(key) for key in ("data_folder_in", "data_folder_out", "processed_folder", "control_folder")]
+    result_backend = sender.conf.result_backend or ""
+    if result_backend.startswith("file://"):
+        folders.append(result_backend[len("file://"):])
+    for folder in filter(None, folders):
+        os.makedirs(folder, exist_ok=True)

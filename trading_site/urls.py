@@ -1,0 +1,45 @@
+from django.contrib import admin
+from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
+from rest_framework.routers import DefaultRouter
+from rest_framework.throttling import ScopedRateThrottle
+from rest_framework_simplejwt.views import TokenBlacklistView, TokenObtainPairView, TokenRefreshView
+
+from accounts.api import BrokerAccountViewSet, MeView, TokenFormView
+
+from . import views
+
+
+class LoginThrottledTokenObtainPairView(TokenObtainPairView):
+    throttle_classes = [ScopedRateThrottle]
+    throttle_scope = "login"
+
+
+router = DefaultRouter()
+router.register("broker-accounts", BrokerAccountViewSet, basename="broker-account")
+
+api_patterns = [
+    path("token/", LoginThrottledTokenObtainPairView.as_view(), name="token_obtain_pair"),
+    path("token/refresh/", TokenRefreshView.as_view(), name="token_refresh"),
+    path("token/logout/", TokenBlacklistView.as_view(), name="token_logout"),
+    path("me/", MeView.as_view(), name="me"),
+    path("schema/", SpectacularAPIView.as_view(), name="schema"),
+    path("docs/", SpectacularSwaggerView.as_view(url_name="api:schema"), name="swagger"),
+    path("redoc/", SpectacularRedocView.as_view(url_name="api:schema"), name="redoc"),
+    path("", include(router.urls)),
+]
+
+urlpatterns = [
+    path("", views.dashboard, name="dashboard"),
+    path("healthz", views.healthz, name="healthz"),
+    path("token", TokenFormView.as_view(), name="token_form"),
+    path("api/", include((api_patterns, "api"))),
+    path("accounts/", include("allauth.urls")),
+    path("accounts/", include("accounts.urls")),
+    path("market/", include("market.urls")),
+    path("strategies/", include("strategies.urls")),
+    path("orders/", include("orders.urls")),
+    path("reports/", include("reports.urls")),
+    path("i18n/", include("django.conf.urls.i18n")),
+    path("admin/", admin.site.urls),
+]
