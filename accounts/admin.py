@@ -27,7 +27,7 @@ class BrokerAccountAdmin(admin.ModelAdmin):
     list_display = ["name", "owner", "mode", "masked_app_key", "masked_account_number", "is_default", "updated_at"]
     list_filter = ["mode", "is_default"]
     search_fields = ["name", "owner__username"]
-    readonly_fields = ["masked_app_key", "masked_app_secret", "masked_account_number", "created_at", "updated_at"]
+    readonly_fields = ["live_trading_confirmed_at", "masked_app_key", "masked_app_secret", "masked_account_number", "created_at", "updated_at"]
 
     def get_queryset(self, request):
         return selectors.broker_accounts_for(request.user)

@@ -26,6 +26,12 @@ class BrokerAccountForm(forms.ModelForm):
         widget=forms.PasswordInput(render_value=False, attrs={"inputmode": "numeric", "autocomplete": "off"}),
     )
 
+    confirm_live_trading = forms.BooleanField(
+        label=_("I understand that orders from this real account use real money."),
+        required=False,
+        help_text=_("Required before a real account can send orders. Unticking it stops real orders."),
+    )
+
     class Meta:
         model = BrokerAccount
         fields = ["name", "mode", "app_key", "app_secret", "account_number", "product_code", "hts_id", "is_default"]
@@ -33,6 +39,7 @@ class BrokerAccountForm(forms.ModelForm):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         editing = bool(self.instance and self.instance.pk)
+        self.fields["confirm_live_trading"].initial = bool(self.instance.live_trading_confirmed_at)
         for name in ("app_key", "app_secret", "account_number"):
             self.fields[name].initial = ""
             if editing and getattr(self.instance, name):
@@ -52,4 +59,5 @@ class BrokerAccountForm(forms.ModelForm):
             self._update_errors(exc)
 
     def changes(self) -> dict:
-        return {name: self.cleaned_data[name] for name in self._meta.fields if name in self.cleaned_data}
+        names = [*self._meta.fields, "confirm_live_trading"]
+        return {name: self.cleaned_data[name] for name in names if name in self.cleaned_data}

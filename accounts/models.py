@@ -50,6 +50,9 @@ class BrokerAccount(models.Model):
     )
     hts_id = models.CharField(_("HTS ID"), max_length=40, blank=True, default="")
     is_default = models.BooleanField(_("default account"), default=False)
+    # Real money moves only after the owner confirmed it for this account; cleared when the mode
+    # changes away from real.
+    live_trading_confirmed_at = models.DateTimeField(_("real trading confirmed"), null=True, blank=True)
     created_at = models.DateTimeField(_("created"), auto_now_add=True)
     updated_at = models.DateTimeField(_("updated"), auto_now=True)
 
@@ -63,6 +66,10 @@ class BrokerAccount(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} ({self.get_mode_display()})"
+
+    @property
+    def live_trading_allowed(self) -> bool:
+        return self.mode == BrokerMode.REAL and self.live_trading_confirmed_at is not None
 
     @property
     def needs_kis_credentials(self) -> bool:

@@ -26,15 +26,18 @@ class BrokerAccountSerializer(serializers.ModelSerializer):
     masked_account_number = serializers.CharField(read_only=True)
     has_app_secret = serializers.SerializerMethodField()
     owner = serializers.CharField(source="owner.username", read_only=True)
+    confirm_live_trading = serializers.BooleanField(
+        write_only=True, required=False, help_text="Real accounts send orders only after this confirmation."
+    )
 
     class Meta:
         model = BrokerAccount
         fields = [
             "id", "owner", "name", "mode", "app_key", "app_secret", "account_number", "product_code",
-            "hts_id", "is_default", "masked_app_key", "masked_account_number", "has_app_secret",
+            "hts_id", "is_default", "confirm_live_trading", "live_trading_confirmed_at", "masked_app_key", "masked_account_number", "has_app_secret",
             "created_at", "updated_at",
         ]
-        read_only_fields = ["id", "owner", "created_at", "updated_at"]
+        read_only_fields = ["id", "owner", "live_trading_confirmed_at", "created_at", "updated_at"]
         # Uniqueness and cross-field rules are checked by the service on the model.
         validators: list = []
 

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from django.contrib.auth import get_user_model
 from django.db import transaction
+from django.utils import timezone
 
 from .crypto import rotate
 from .models import BrokerAccount, BrokerMode
@@ -18,11 +19,20 @@ SECRET_FIELDS = ("app_key", "app_secret", "account_number")
 
 def apply_broker_account_changes(account: BrokerAccount, changes: dict) -> BrokerAccount:
     """Set `changes` on the account in memory. A blank secret keeps the stored one, so forms never
-    have to show a secret back to let the user edit other fields."""
+    have to show a secret back to let the user edit other fields. `confirm_live_trading=True`
+    records the owner's confirmation that a real account may send orders."""
+    changes = dict(changes)
+    confirm_live_trading = changes.pop("confirm_live_trading", None)
     for name, value in changes.items():
         if name in SECRET_FIELDS and not value and account.pk:
             continue
         setattr(account, name, value.strip() if isinstance(value, str) else value)
+    if account.mode != BrokerMode.REAL:
+        account.live_trading_confirmed_at = None
+    elif confirm_live_trading and account.live_trading_confirmed_at is None:
+        account.live_trading_confirmed_at = timezone.now()
+    elif confirm_live_trading is False:
+        account.live_trading_confirmed_at = None
     return account
 
 
@@ -32,8 +42,17 @@ def save_broker_account(account: BrokerAccount, **changes) -> BrokerAccount:
     apply_broker_account_changes(account, changes)
     if not BrokerAccount.objects.filter(owner_id=account.owner_id).exclude(pk=account.pk).exists():
         account.is_default = True  # a user's first account is their default
+    was_live = bool(account.pk) and BrokerAccount.objects.filter(
+        pk=account.pk, live_trading_confirmed_at__isnull=False
+    ).exists()
     account.full_clean()
     account.save()
+    if account.live_trading_allowed != was_live:
+        # An audit line for every switch of real-money trading, on or off.
+        logger.warning(
+            "real trading %s for broker account %s (user %s)",
+            "ENABLED" if account.live_trading_allowed else "disabled", account.pk, account.owner_id,
+        )
     if account.is_default:
         BrokerAccount.objects.filter(owner_id=account.owner_id, is_default=True).exclude(pk=account.pk).update(
             is_default=False

@@ -6,3 +6,6 @@ class MarketConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
     name = "market"
     verbose_name = _("Stocks")
+
+    def ready(self):
+        from . import signals  # noqa: F401  (connects the token revocation on account removal)

@@ -6,4 +6,5 @@ app_name = "market"
 
 urlpatterns = [
     path("", views.index, name="index"),
+    path("broker-accounts/<int:pk>/connection-test/", views.connection_test, name="connection_test"),
 ]

@@ -260,6 +260,12 @@ KIS_ACCOUNT = env("KIS_ACCOUNT", default="")
 KIS_ACCOUNT_PRODUCT_CODE = env("KIS_ACCOUNT_PRODUCT_CODE", default="01")
 KIS_URL_BASE = env("KIS_URL_BASE", default="https://openapivts.koreainvestment.com:29443")
 KIS_HTS_ID = env("KIS_HTS_ID", default="")
+# Hosts the KIS client talks to, per KIS mode; empty means KIS's published host. Tests and a local
+# fake server point these at 127.0.0.1.
+KIS_BASE_URLS = {
+    "real": env("KIS_REAL_BASE_URL", default=""),
+    "paper": env("KIS_PAPER_BASE_URL", default=""),
+}
 
 # --- OpenAI (reports) ---------------------------------------------------------------------------
 OPENAI_API_KEY = env("OPENAI_API_KEY", default="")
@@ -325,11 +331,15 @@ LOG_LEVEL = env("LOG_LEVEL", default="INFO")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "filters": {"mask_secrets": {"()": "trading_site.logging.MaskSecretsFilter"}},
+    "filters": {
+        "mask_secrets": {"()": "trading_site.logging.MaskSecretsFilter"},
+        "redact_kis": {"()": "market.kis.masking.RedactingLogFilter"},
+    },
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
     "handlers": {
-        "console": {"class": "logging.StreamHandler", "formatter": "plain", "filters": ["mask_secrets"]}
+        "console": {"class": "logging.StreamHandler", "formatter": "plain", "filters": ["mask_secrets", "redact_kis"]}
     },
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
-    "loggers": {"django.db.backends": {"level": "INFO"}},
+    # urllib3 logs full request URLs at DEBUG, account number included: keep it at WARNING.
+    "loggers": {"django.db.backends": {"level": "INFO"}, "urllib3": {"level": "WARNING"}},
 }

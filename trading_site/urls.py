@@ -6,6 +6,7 @@ from rest_framework.throttling import ScopedRateThrottle
 from rest_framework_simplejwt.views import TokenBlacklistView, TokenObtainPairView, TokenRefreshView
 
 from accounts.api import BrokerAccountViewSet, MeView, TokenFormView
+from market.api import ConnectionTestView
 
 from . import views
 
@@ -23,6 +24,7 @@ api_patterns = [
     path("token/refresh/", TokenRefreshView.as_view(), name="token_refresh"),
     path("token/logout/", TokenBlacklistView.as_view(), name="token_logout"),
     path("me/", MeView.as_view(), name="me"),
+    path("broker-accounts/<int:pk>/connection-test/", ConnectionTestView.as_view(), name="connection-test"),
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
     path("docs/", SpectacularSwaggerView.as_view(url_name="api:schema"), name="swagger"),
     path("redoc/", SpectacularRedocView.as_view(url_name="api:schema"), name="redoc"),

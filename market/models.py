@@ -1,0 +1,141 @@
+from __future__ import annotations
+
+from django.db import models
+from django.utils.translation import gettext_lazy as _
+
+from accounts.fields import EncryptedTextField
+from accounts.models import BrokerAccount
+
+
+class MarketName(models.TextChoices):
+    KOSPI = "KOSPI", "KOSPI"
+    KOSDAQ = "KOSDAQ", "KOSDAQ"
+    KONEX = "KONEX", "KONEX"
+
+
+class Instrument(models.Model):
+    """A listed KRX security, identified by its 6-digit short code (e.g. 005930 삼성전자)."""
+
+    code = models.CharField(_("code"), max_length=6, unique=True)
+    name = models.CharField(_("name"), max_length=100)
+    name_en = models.CharField(_("English name"), max_length=150, blank=True, default="")
+    market = models.CharField(_("market"), max_length=6, choices=MarketName.choices, default=MarketName.KOSPI)
+    sector = models.CharField(_("sector"), max_length=100, blank=True, default="")
+    is_listed = models.BooleanField(_("listed"), default=True)
+    is_etf = models.BooleanField(_("ETF/ETN"), default=False)
+
+    class Meta:
+        verbose_name = _("instrument")
+        verbose_name_plural = _("instruments")
+        ordering = ["code"]
+        indexes = [models.Index(fields=["name"], name="instrument_name_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.code} {self.name}"
+
+
+class DailyBar(models.Model):
+    """One trading day of one instrument. Prices in integer KRW."""
+
+    instrument = models.ForeignKey(Instrument, on_delete=models.CASCADE, related_name="bars")
+    date = models.DateField(_("date"))
+    open = models.BigIntegerField(_("open"))
+    high = models.BigIntegerField(_("high"))
+    low = models.BigIntegerField(_("low"))
+    close = models.BigIntegerField(_("close"))
+    volume = models.BigIntegerField(_("volume"), default=0)
+    traded_value = models.BigIntegerField(_("traded value"), null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("daily bar")
+        verbose_name_plural = _("daily bars")
+        constraints = [models.UniqueConstraint(fields=["instrument", "date"], name="dailybar_unique_day")]
+        # (instrument, date) serves "one symbol, a date range" through the unique index;
+        # (date) serves "all symbols, one date".
+        indexes = [models.Index(fields=["date"], name="dailybar_date_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.instrument_id} {self.date} {self.close}"
+
+
+class PaperAccount(models.Model):
+    """The paper broker's books for one paper broker account: cash in KRW."""
+
+    broker_account = models.OneToOneField(BrokerAccount, on_delete=models.CASCADE, related_name="paper_account")
+    initial_cash = models.BigIntegerField(_("initial cash"), default=100_000_000)
+    cash = models.BigIntegerField(_("cash"), default=100_000_000)
+    next_order_no = models.PositiveIntegerField(default=1)
+
+    class Meta:
+        verbose_name = _("paper account")
+        verbose_name_plural = _("paper accounts")
+
+    def __str__(self) -> str:
+        return f"paper #{self.broker_account_id}"
+
+
+class PaperPosition(models.Model):
+    account = models.ForeignKey(PaperAccount, on_delete=models.CASCADE, related_name="positions")
+    code = models.CharField(max_length=6)
+    quantity = models.BigIntegerField(default=0)
+    cost = models.BigIntegerField(default=0, help_text="purchase amount of the shares held, KRW, fees excluded")
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["account", "code"], name="paper_position_unique_code")]
+
+    def __str__(self) -> str:
+        return f"{self.code} × {self.quantity}"
+
+
+class PaperOrderStatus(models.TextChoices):
+    OPEN = "open", _("unfilled")
+    FILLED = "filled", _("filled")
+    CANCELLED = "cancelled", _("cancelled")
+    EXPIRED = "expired", _("expired")
+
+
+class PaperOrder(models.Model):
+    """An order as the paper broker's "exchange" sees it; its order number plays KIS's ODNO."""
+
+    account = models.ForeignKey(PaperAccount, on_delete=models.CASCADE, related_name="orders")
+    order_no = models.CharField(max_length=10)
+    client_order_id = models.CharField(max_length=64, blank=True, default="")
+    code = models.CharField(max_length=6)
+    side = models.CharField(max_length=4)  # buy / sell
+    order_type = models.CharField(max_length=2)  # 00 limit, 01 market
+    quantity = models.BigIntegerField()
+    price = models.BigIntegerField(default=0)
+    trading_date = models.DateField()
+    placed_at = models.DateTimeField()
+    status = models.CharField(max_length=10, choices=PaperOrderStatus.choices, default=PaperOrderStatus.OPEN)
+    filled_quantity = models.BigIntegerField(default=0)
+    fill_price = models.BigIntegerField(default=0)
+    commission = models.BigIntegerField(default=0)
+    tax = models.BigIntegerField(default=0)
+    filled_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["account", "order_no"], name="paper_order_unique_no")]
+        indexes = [models.Index(fields=["account", "trading_date"], name="paper_order_day_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.order_no} {self.side} {self.code} × {self.quantity} ({self.status})"
+
+
+class KisAccessToken(models.Model):
+    """KIS access tokens shared by every process (web, workers, beat), encrypted at rest.
+
+    KIS allows about one issuance a minute per app key and notifies the account owner of each, so a
+    token is issued once and reused until shortly before it expires."""
+
+    key = models.CharField(max_length=64, unique=True)
+    token = EncryptedTextField()
+    expires_at = models.DateTimeField()
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name = _("KIS access token")
+        verbose_name_plural = _("KIS access tokens")
+
+    def __str__(self) -> str:  # never the token itself
+        return f"token {self.key[:8]}… expires {self.expires_at:%Y-%m-%d %H:%M}"

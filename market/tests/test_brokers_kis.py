@@ -1,0 +1,153 @@
+"""KisBroker through the site: account credentials, the shared token in the database, the
+connection test page and API, token revocation on removal. Real HTTP to the fake KIS host."""
+
+import pytest
+from django.urls import reverse
+from rest_framework.test import APIClient
+
+from accounts.models import BrokerMode
+from accounts.services import delete_broker_account
+from accounts.tests.factories import BrokerAccountFactory
+from market.brokers import broker_for
+from market.brokers.kis import KisBroker
+from market.brokers.paper import PaperBroker
+from market.gateway import OrderRefused
+from market.models import KisAccessToken
+from market.services import test_broker_connection as run_connection_test
+from market.tests.fake_kis import FAKE_ACCOUNT_NO, FAKE_APP_KEY, FAKE_APP_SECRET, FakeKisServer
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def fake_vts(settings):
+    """A fake KIS 모의투자 host; the site's simulated accounts are pointed at it."""
+    with FakeKisServer(mode="paper", rate_limit_per_second=None) as server:
+        settings.KIS_BASE_URLS = {"real": "", "paper": server.base_url}
+        yield server
+
+
+@pytest.fixture
+def kis_account(user):
+    return BrokerAccountFactory(
+        owner=user, mode=BrokerMode.SIMULATED, app_key=FAKE_APP_KEY, app_secret=FAKE_APP_SECRET,
+        account_number=FAKE_ACCOUNT_NO,
+    )
+
+
+def test_factory_picks_the_implementation(user, kis_account):
+    paper = BrokerAccountFactory(owner=user, mode=BrokerMode.PAPER, app_key="", app_secret="", account_number="")
+    assert isinstance(broker_for(paper), PaperBroker)
+    assert isinstance(broker_for(kis_account), KisBroker)
+
+
+def test_connection_test_reads_cash_and_holdings(fake_vts, kis_account):
+    fake_vts.set_holdings({"005930": (10, 70_000)})
+    result = run_connection_test(kis_account)
+    assert result.ok, result.error
+    assert result.cash == fake_vts.cash
+    assert [(h.code, h.quantity) for h in result.holdings] == [("005930", 10)]
+    assert set(fake_vts.tr_ids("/uapi/domestic-stock/v1/trading/inquire-balance")) == {"VTTC8434R"}
+
+
+def test_token_is_stored_encrypted_and_shared_by_brokers(fake_vts, kis_account):
+    run_connection_test(kis_account)
+    run_connection_test(kis_account)  # a second broker instance, as another process would build
+    assert len(fake_vts.tokens_issued) == 1
+    row = KisAccessToken.objects.get()
+    assert row.token == fake_vts.tokens_issued[0]
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT token FROM market_kisaccesstoken")
+        raw = cursor.fetchone()[0]
+    assert fake_vts.tokens_issued[0] not in raw
+
+
+def test_wrong_app_secret_shows_the_kis_error(fake_vts, user):
+    account = BrokerAccountFactory(
+        owner=user, mode=BrokerMode.SIMULATED, app_key=FAKE_APP_KEY, app_secret="wrong-secret",
+        account_number=FAKE_ACCOUNT_NO,
+    )
+    result = run_connection_test(account)
+    assert not result.ok
+    assert result.error  # KIS's own message, in Korean
+    assert "wrong-secret" not in result.error
+
+
+def test_unreachable_host_is_a_clear_error(settings, kis_account):
+    settings.KIS_BASE_URLS = {"real": "", "paper": "http://127.0.0.1:1"}
+    result = run_connection_test(kis_account)
+    assert not result.ok and result.error
+
+
+def test_connection_test_page_is_owner_only(client, fake_vts, kis_account, other_user):
+    client.force_login(kis_account.owner)
+    response = client.post(reverse("market:connection_test", args=[kis_account.pk]))
+    body = response.content.decode()
+    assert response.status_code == 200
+    assert "10,000,000" in body
+    client.force_login(other_user)
+    assert client.post(reverse("market:connection_test", args=[kis_account.pk])).status_code == 404
+
+
+def test_connection_test_api(fake_vts, kis_account, other_user):
+    api = APIClient()
+    api.force_authenticate(kis_account.owner)
+    response = api.post(reverse("api:connection-test", args=[kis_account.pk]))
+    assert response.status_code == 200 and response.json()["cash"] == fake_vts.cash
+    api.force_authenticate(other_user)
+    assert api.post(reverse("api:connection-test", args=[kis_account.pk])).status_code == 404
+
+
+def test_removing_an_account_revokes_its_token(fake_vts, kis_account):
+    run_connection_test(kis_account)
+    delete_broker_account(kis_account)
+    assert fake_vts.count("/oauth2/revokeP") == 1
+
+
+def test_paper_account_connection_test_needs_no_network(user):
+    paper = BrokerAccountFactory(owner=user, mode=BrokerMode.PAPER, app_key="", app_secret="", account_number="")
+    result = run_connection_test(paper)
+    assert result.ok and result.cash == 100_000_000 and result.holdings == []
+
+
+@pytest.fixture
+def fake_real(settings):
+    with FakeKisServer(mode="real", rate_limit_per_second=None) as server:
+        settings.KIS_BASE_URLS = {"real": server.base_url, "paper": ""}
+        yield server
+
+
+ORDER_PATH = "/uapi/domestic-stock/v1/trading/order-cash"
+
+
+def test_real_account_sends_no_order_before_confirmation(fake_real, user):
+    account = BrokerAccountFactory(
+        owner=user, mode=BrokerMode.REAL, app_key=FAKE_APP_KEY, app_secret=FAKE_APP_SECRET,
+        account_number=FAKE_ACCOUNT_NO,
+    )
+    with pytest.raises(OrderRefused, match="실전투자"):
+        broker_for(account).place_order("buy", "005930", 1, 72_900)
+    assert fake_real.count(ORDER_PATH, "POST") == 0
+
+
+def test_confirmed_real_account_sends_exactly_one_order(fake_real, user):
+    account = BrokerAccountFactory(
+        owner=user, mode=BrokerMode.REAL, app_key=FAKE_APP_KEY, app_secret=FAKE_APP_SECRET,
+        account_number=FAKE_ACCOUNT_NO, confirm_live_trading=True,
+    )
+    assert account.live_trading_allowed
+    receipt = broker_for(account).place_order("buy", "005930", 1, 72_900)
+    assert receipt.order_no
+    assert fake_real.count(ORDER_PATH, "POST") == 1
+    assert fake_real.tr_ids(ORDER_PATH) == ["TTTC0012U"]
+
+
+def test_leaving_real_mode_clears_the_confirmation(user):
+    account = BrokerAccountFactory(owner=user, mode=BrokerMode.REAL, confirm_live_trading=True)
+    from accounts.services import save_broker_account
+
+    save_broker_account(account, mode=BrokerMode.SIMULATED)
+    save_broker_account(account, mode=BrokerMode.REAL)
+    assert not account.live_trading_allowed
