@@ -93,18 +93,13 @@ def rotate_broker_secrets() -> int:
     return count
 
 
-def kis_mode_for_url(url_base: str) -> str:
-    """KIS's simulated-trading host is openapivts; everything else is the real host."""
-    return BrokerMode.SIMULATED if "openapivts" in url_base else BrokerMode.REAL
-
-
 @dataclass
 class EnvKisAccount:
     app_key: str
     app_secret: str
     account: str
     product_code: str
-    url_base: str
+    mode: str  # BrokerMode.SIMULATED or BrokerMode.REAL
     hts_id: str
 
     @property
@@ -130,7 +125,7 @@ def ensure_superuser(username: str, email: str, password: str, env_account: EnvK
         broker_account = save_broker_account(
             existing or BrokerAccount(owner=user),
             name="KIS (.env)",
-            mode=kis_mode_for_url(env_account.url_base),
+            mode=env_account.mode,
             app_key=env_account.app_key,
             app_secret=env_account.app_secret,
             account_number=account_number,

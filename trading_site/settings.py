@@ -260,12 +260,18 @@ KIS_ACCOUNT = env("KIS_ACCOUNT", default="")
 KIS_ACCOUNT_PRODUCT_CODE = env("KIS_ACCOUNT_PRODUCT_CODE", default="01")
 KIS_URL_BASE = env("KIS_URL_BASE", default="https://openapivts.koreainvestment.com:29443")
 KIS_HTS_ID = env("KIS_HTS_ID", default="")
-# Hosts the KIS client talks to, per KIS mode; empty means KIS's published host. Tests and a local
-# fake server point these at 127.0.0.1.
+# simulated = KIS's 모의투자 host, real = the real host. Defaults from KIS_URL_BASE.
+KIS_MODE = env("KIS_MODE", default="simulated" if "openapivts" in KIS_URL_BASE else "real")
+if KIS_MODE not in ("simulated", "real"):
+    raise ImproperlyConfigured("KIS_MODE must be 'simulated' or 'real'")
+# Host per KIS client mode ("paper" = 모의투자). Empty means KIS's published host. KIS_URL_BASE sets the
+# host of its own mode, so pointing it at a local fake KIS server routes every account of that mode there.
 KIS_BASE_URLS = {
     "real": env("KIS_REAL_BASE_URL", default=""),
     "paper": env("KIS_PAPER_BASE_URL", default=""),
 }
+_kis_client_mode = "paper" if KIS_MODE == "simulated" else "real"
+KIS_BASE_URLS[_kis_client_mode] = KIS_BASE_URLS[_kis_client_mode] or KIS_URL_BASE
 
 # --- OpenAI (reports) ---------------------------------------------------------------------------
 OPENAI_API_KEY = env("OPENAI_API_KEY", default="")

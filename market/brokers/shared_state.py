@@ -3,8 +3,8 @@
 - Tokens live in the database (KisAccessToken, encrypted). Issuing is serialised per app key by a
   row lock (SELECT ... FOR UPDATE) on databases that have one, else by a file lock: SQLite means one
   machine, where a file lock covers every process.
-- The request budget is a pyrate-limiter bucket in Redis when REDIS_URL is set (all processes, all
-  machines), else the KIS client's in-process limiter.
+- The request budget (evenly spaced requests, market.kis.ratelimit) is kept in Redis when REDIS_URL
+  is set (all processes, all machines), else in this process.
 """
 
 from __future__ import annotations
@@ -19,12 +19,7 @@ from pathlib import Path
 from django.conf import settings
 from django.db import connection, transaction
 
-from market.kis.ratelimit import (
-    PAPER_REQUESTS_PER_SECOND,
-    REAL_REQUESTS_PER_SECOND,
-    RateLimiter,
-    shared_rate_limiter,
-)
+from market.kis.ratelimit import RateLimiter, SmoothRateLimiter, budget_for, shared_rate_limiter
 from market.models import KisAccessToken
 
 
@@ -64,50 +59,19 @@ class DatabaseTokenStore:
                 fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-class RedisRateLimiter:
-    """market.kis.ratelimit.RateLimiter shared through Redis (pyrate-limiter's Redis bucket)."""
-
-    def __init__(self, redis_url: str, requests_per_second: int, throttle_pause: float = 0.5) -> None:
-        import redis
-
-        self._redis = redis.Redis.from_url(redis_url)
-        self._rate = requests_per_second
-        self._throttle_pause = throttle_pause
-        self._limiters: dict = {}
-
-    def _limiter(self, key: str):
-        from pyrate_limiter import Duration, Limiter, Rate
-        from pyrate_limiter.buckets.redis_bucket import RedisBucket
-
-        if key not in self._limiters:
-            bucket = RedisBucket.init([Rate(self._rate, Duration.SECOND)], self._redis, f"kis-rate:{key}")
-            self._limiters[key] = Limiter(bucket)
-        return self._limiters[key]
-
-    def acquire(self, key: str) -> None:
-        import time
-
-        paused_until = self._redis.get(f"kis-rate-pause:{key}")
-        if paused_until:
-            time.sleep(max(0.0, float(paused_until) - time.time()))
-        self._limiter(key).try_acquire("kis", blocking=True, timeout=60)
-
-    def on_throttled(self, key: str) -> None:
-        import time
-
-        if self._throttle_pause > 0:
-            self._redis.set(f"kis-rate-pause:{key}", time.time() + self._throttle_pause, px=int(self._throttle_pause * 1000))
-
-
-_redis_limiters: dict[tuple[str, str], RedisRateLimiter] = {}
+_redis_limiters: dict[tuple[str, str], SmoothRateLimiter] = {}
 
 
 def rate_limiter_for(kis_mode: str) -> RateLimiter:
-    """The limiter for KIS's "real" or "paper" (모의투자) host: 19 or 2 requests a second per key."""
+    """The limiter for KIS's "real" or "paper" (모의투자) host: 19/s or 2 per 1.1 s per app key."""
     if not settings.REDIS_URL:
         return shared_rate_limiter(kis_mode)
     cache_key = (settings.REDIS_URL, kis_mode)
     if cache_key not in _redis_limiters:
-        rate = REAL_REQUESTS_PER_SECOND if kis_mode == "real" else PAPER_REQUESTS_PER_SECOND
-        _redis_limiters[cache_key] = RedisRateLimiter(settings.REDIS_URL, rate)
+        import redis
+
+        requests, window_ms = budget_for(kis_mode)
+        _redis_limiters[cache_key] = SmoothRateLimiter(
+            requests, window_ms=window_ms, redis=redis.Redis.from_url(settings.REDIS_URL)
+        )
     return _redis_limiters[cache_key]

@@ -38,7 +38,7 @@ from .models import (
 from .ratelimit import (
     NoRateLimit,
     RateLimiter,
-    SlidingWindowRateLimiter,
+    SmoothRateLimiter,
     shared_rate_limiter,
 )
 from .token_store import FileTokenStore, InMemoryTokenStore, TokenStore
@@ -75,7 +75,7 @@ __all__ = [
     "RateLimiter",
     "RedactingLogFilter",
     "SecretRedactor",
-    "SlidingWindowRateLimiter",
+    "SmoothRateLimiter",
     "TokenStore",
     "mask_account",
     "mask_secret",

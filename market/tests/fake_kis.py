@@ -211,10 +211,12 @@ class FakeKisServer:
         product_code: str = FAKE_PRODUCT_CODE,
         rate_limit_per_second: int | None | str = "kis",
         today: dt.date | None = None,
+        port: int = 0,
     ) -> None:
         if mode not in ("real", "paper"):
             raise ValueError("mode must be real or paper")
         self.mode = mode
+        self.port = port
         self.account_no = account_no
         self.product_code = product_code
         self.apps: dict[str, AppState] = {app_key: AppState(app_secret)}
@@ -259,7 +261,7 @@ class FakeKisServer:
 
     # ------------------------------------------------------------------------------------ lifecycle
     def start(self) -> FakeKisServer:
-        httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+        httpd = ThreadingHTTPServer(("127.0.0.1", self.port), _Handler)
         httpd.daemon_threads = True
         httpd.fake = self  # type: ignore[attr-defined]
         self._httpd = httpd
@@ -914,3 +916,34 @@ class _Handler(BaseHTTPRequestHandler):
             self.wfile.write(reply.body)
         except (BrokenPipeError, ConnectionResetError, OSError):
             self.close_connection = True  # the client gave up (time-out); nothing to do
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Run the fake KIS host by hand, e.g. to try `manage.py kis_check` without a KIS account:
+
+        python -m market.tests.fake_kis --mode paper --port 29443
+    """
+    import argparse
+
+    parser = argparse.ArgumentParser(description="A fake KIS Open API host on 127.0.0.1 (for trying the site)")
+    parser.add_argument("--mode", choices=["real", "paper"], default="paper")
+    parser.add_argument("--port", type=int, default=29443)
+    args = parser.parse_args(argv)
+    server = FakeKisServer(mode=args.mode, port=args.port).start()
+    simulated = args.mode == "paper"
+    print(f"fake KIS ({'모의투자' if simulated else '실전'}) listening on {server.base_url}")
+    print("put these in .env (or the environment):")
+    print(f"  KIS_URL_BASE={server.base_url}")
+    print(f"  KIS_MODE={'simulated' if simulated else 'real'}")
+    print(f"  KIS_APP_KEY={FAKE_APP_KEY}")
+    print(f"  KIS_APP_SECRET={FAKE_APP_SECRET}")
+    print(f"  KIS_ACCOUNT={FAKE_ACCOUNT_NO}")
+    print(f"  KIS_ACCOUNT_PRODUCT_CODE={FAKE_PRODUCT_CODE}")
+    try:
+        threading.Event().wait()
+    except KeyboardInterrupt:
+        server.stop()
+
+
+if __name__ == "__main__":
+    main()

@@ -40,7 +40,7 @@ from market.kis import (
     KisTokenIssueThrottled,
     NoRateLimit,
     RedactingLogFilter,
-    SlidingWindowRateLimiter,
+    SmoothRateLimiter,
     mask_account,
     mask_secret,
     safe_headers,
@@ -75,7 +75,7 @@ def make_client(fake: FakeKisServer, **overrides: Any) -> KisClient:
         "base_url": fake.base_url,
         "token_store": InMemoryTokenStore(),
         # A fresh limiter per client keeps tests independent; 19/s stays under the fake's 20/s.
-        "rate_limiter": SlidingWindowRateLimiter(19, throttle_pause=0.01),
+        "rate_limiter": SmoothRateLimiter(19, throttle_pause=0.01),
         "timeout": (1.0, 2.0),
         "max_retries": 2,
         "order_max_retries": 2,
@@ -135,7 +135,7 @@ def test_threads_with_file_store_share_one_issuance(fake_kis: FakeKisServer, tmp
 def _quote_in_subprocess(base_url: str, store_dir: str, barrier: Any, results: Any) -> None:
     client = KisClient(FAKE_APP_KEY, FAKE_APP_SECRET, FAKE_ACCOUNT_NO, FAKE_PRODUCT_CODE, mode="real",
                        base_url=base_url, token_store=FileTokenStore(store_dir),
-                       rate_limiter=SlidingWindowRateLimiter(19), backoff_base=0.001, backoff_max=0.01,
+                       rate_limiter=SmoothRateLimiter(19), backoff_base=0.001, backoff_max=0.01,
                        token_throttle_wait=0.0)
     barrier.wait(timeout=20)
     try:
@@ -686,7 +686,7 @@ def test_buyable_amount(fake_kis: FakeKisServer) -> None:
 # ---------------------------------------------------------------------------------------------- limits
 def test_client_rate_limiter_keeps_under_the_kis_limit(fake_kis: FakeKisServer) -> None:
     fake_kis.rate_limit_per_second = 10
-    client = make_client(fake_kis, rate_limiter=SlidingWindowRateLimiter(9))
+    client = make_client(fake_kis, rate_limiter=SmoothRateLimiter(9))
     for _ in range(14):
         client.get_quote("005930")
     assert fake_kis.rate_limited == 0
@@ -701,23 +701,20 @@ def test_kis_rate_limit_answers_are_backed_off_and_retried(fake_kis: FakeKisServ
     assert fake_kis.count(QUOTE_PATH) == 12 + fake_kis.rate_limited
 
 
-def test_sliding_window_limiter_with_a_fake_clock() -> None:
-    now = [0.0]
-
-    def advance(seconds: float) -> None:
-        now[0] += seconds
-
-    limiter = SlidingWindowRateLimiter(3, period=1.0, throttle_pause=0.5, clock=lambda: now[0], sleep=advance)
-    for _ in range(3):
+def test_smooth_limiter_spaces_requests_per_key_and_pauses_on_throttle() -> None:
+    slept: list[float] = []
+    limiter = SmoothRateLimiter(10, throttle_pause=0.3, sleep=slept.append)
+    started = time.monotonic()
+    for _ in range(6):
         limiter.acquire("app")
-    assert now[0] == 0.0
-    limiter.acquire("app")  # 4th in the same second waits for the window
-    assert now[0] == pytest.approx(1.0)
-    limiter.acquire("other-app")  # other keys are not slowed down
-    assert now[0] == pytest.approx(1.0)
+    spaced = time.monotonic() - started
+    assert spaced >= 0.45  # 5 gaps of 100 ms at 10/s, not a burst
+    started = time.monotonic()
+    limiter.acquire("other-app")  # another key has its own budget
+    assert time.monotonic() - started < 0.05
     limiter.on_throttled("app")
     limiter.acquire("app")
-    assert now[0] == pytest.approx(1.5)
+    assert slept and slept[-1] == pytest.approx(0.3, abs=0.05)
 
 
 # ---------------------------------------------------------------------------------------------- secrets

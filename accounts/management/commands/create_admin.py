@@ -30,7 +30,7 @@ class Command(BaseCommand):
             app_secret=settings.KIS_APP_SECRET,
             account=settings.KIS_ACCOUNT,
             product_code=settings.KIS_ACCOUNT_PRODUCT_CODE,
-            url_base=settings.KIS_URL_BASE,
+            mode=settings.KIS_MODE,
             hts_id=settings.KIS_HTS_ID,
         )
         user, created, broker_account = ensure_superuser(username, email, password, env_account)
