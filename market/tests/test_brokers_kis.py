@@ -151,3 +151,41 @@ def test_leaving_real_mode_clears_the_confirmation(user):
     save_broker_account(account, mode=BrokerMode.SIMULATED)
     save_broker_account(account, mode=BrokerMode.REAL)
     assert not account.live_trading_allowed
+
+
+def test_kis_broker_every_gateway_method_over_http(fake_vts, kis_account):
+    """Each gateway call reaches the 모의투자 host with its paper tr_id and parses the real fields."""
+    import datetime as dt
+
+    from market.krx import SEOUL
+
+    broker = broker_for(kis_account)
+    today = dt.datetime.now(SEOUL).date()
+    assert broker.get_quote("005930").price == 72_900
+    bars = broker.get_daily_bars("005930", today - dt.timedelta(days=30), today)
+    assert bars and all(bar.low <= bar.close <= bar.high for bar in bars)
+    assert broker.get_buyable("005930", 72_900).orderable_cash == fake_vts.cash
+    fake_vts.auto_fill = False
+    receipt = broker.place_order("buy", "005930", 2, 72_900)
+    [row] = broker.get_daily_orders(today, today)
+    assert (row.order_no, row.quantity, row.filled_quantity) == (receipt.order_no, 2, 0)
+    broker.cancel_order(receipt.order_no, receipt.org_no)
+    assert broker.get_balance().summary.cash_deposit == fake_vts.cash
+    assert fake_vts.tr_ids(ORDER_PATH) == ["VTTC0012U"]
+    assert fake_vts.count(ORDER_PATH, "POST") == 1
+
+
+def test_order_time_out_is_reconciled_without_a_second_order(fake_vts, kis_account):
+    import datetime as dt
+
+    from market.kis import KisOrderOutcomeUnknown
+    from market.krx import SEOUL
+
+    fake_vts.add_fault(ORDER_PATH, "drop_connection")
+    broker = broker_for(kis_account)
+    with pytest.raises(KisOrderOutcomeUnknown):
+        broker.place_order("buy", "005930", 3, 72_900)
+    today = dt.datetime.now(SEOUL).date()
+    found = [row for row in broker.get_daily_orders(today, today) if row.code == "005930"]
+    assert [row.order_no for row in found] == [fake_vts.accepted_orders[0]["ODNO"]]
+    assert fake_vts.count(ORDER_PATH, "POST") == 1  # zero duplicates

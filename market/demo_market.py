@@ -1,0 +1,126 @@
+"""Storing the synthetic demo market (market.demo) in the database: instruments and daily bars.
+
+Used by `manage.py demo_data` and the run command's setup. Idempotent: re-running adds only what is
+missing, and every run simulates from the same epoch, so every run agrees on every date's bar."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import date, datetime
+
+import numpy as np
+from django.db import transaction
+
+from market.demo import DEFAULT_SEED, DEMO_EPOCH, generate_bars, generate_universe
+from market.krx import SEOUL, is_trading_day, previous_trading_day, session_open_close, trading_days
+from market.models import DailyBar, Instrument
+
+BATCH_SIZE = 5_000
+
+
+@dataclass(frozen=True)
+class DemoMarketSummary:
+    new_instruments: int
+    new_bars: int
+    total_bars: int
+    first: date
+    last: date
+
+
+def last_complete_session(end: date, now: datetime) -> date:
+    """The last trading day <= ``end`` whose bar is final at ``now`` (aware).
+
+    Today counts only once its regular session has closed (15:30 KST); a later ``end`` is cut back
+    to today, since the demo never shows bars from the future.
+    """
+    today = now.astimezone(SEOUL).date()
+    end = min(end, today)
+    if is_trading_day(end) and (end < today or now >= session_open_close(end)[1]):
+        return end
+    return previous_trading_day(end)
+
+
+def years_before(day: date, years: int) -> date:
+    try:
+        return day.replace(year=day.year - years)
+    except ValueError:  # 29 February
+        return day.replace(year=day.year - years, day=28)
+
+
+def store_demo_market(
+    *, symbols: int, years: int, end: date | None, now: datetime, seed: int = DEFAULT_SEED,
+    on_total: Callable[[int], object] | None = None, on_batch: Callable[[int], object] | None = None,
+) -> DemoMarketSummary:
+    """Store `symbols` demo instruments with `years` of bars up to `end` (default: today). Raises
+    ValueError with a message for a range the demo cannot produce."""
+    today = now.astimezone(SEOUL).date()
+    end = min(end or today, today)
+    last = last_complete_session(end, now)
+    first = years_before(end, years)
+    if first < DEMO_EPOCH:
+        raise ValueError(f"the demo history starts on {DEMO_EPOCH.isoformat()}; ask for fewer years")
+
+    # Always simulate from the epoch so that every run agrees on every date's bar.
+    days = trading_days(DEMO_EPOCH, last)
+    universe = generate_universe(symbols, seed)
+    bars = generate_bars(universe, days, seed)
+    window = [d for d in days if d >= first]
+    if not window:
+        raise ValueError(f"no KRX trading day between {first.isoformat()} and {last.isoformat()}")
+    first, last = window[0], window[-1]
+
+    codes = [sym["code"] for sym in universe]
+    with transaction.atomic():
+        existing_codes = set(Instrument.objects.filter(code__in=codes).values_list("code", flat=True))
+        Instrument.objects.bulk_create(
+            [
+                Instrument(
+                    code=sym["code"],
+                    name=sym["name"],
+                    name_en=sym["name_en"],
+                    market=sym["market"],
+                    sector=sym["sector"],
+                )
+                for sym in universe
+                if sym["code"] not in existing_codes
+            ],
+            ignore_conflicts=True,
+        )
+    ids = dict(Instrument.objects.filter(code__in=codes).values_list("code", "id"))
+    new_instruments = len(ids) - len(existing_codes)
+
+    in_range = DailyBar.objects.filter(instrument_id__in=ids.values(), date__gte=first, date__lte=last)
+    stored = set(in_range.values_list("instrument_id", "date"))
+    before = len(stored)
+    rows: list[DailyBar] = []
+    start = np.datetime64(first, "D")
+    for code, arr in bars.items():
+        instrument_id = ids[code]
+        for day, open_, high, low, close, volume, value in arr[arr["date"] >= start].tolist():
+            if (instrument_id, day) not in stored:
+                rows.append(
+                    DailyBar(
+                        instrument_id=instrument_id,
+                        date=day,
+                        open=open_,
+                        high=high,
+                        low=low,
+                        close=close,
+                        volume=volume,
+                        traded_value=value,
+                    )
+                )
+
+    if on_total:
+        on_total(len(rows))
+    for offset in range(0, len(rows), BATCH_SIZE):
+        batch = rows[offset : offset + BATCH_SIZE]
+        with transaction.atomic():
+            DailyBar.objects.bulk_create(batch, batch_size=BATCH_SIZE, ignore_conflicts=True)
+        if on_batch:
+            on_batch(len(batch))
+
+    total = in_range.count()
+    total = in_range.count()
+    return DemoMarketSummary(new_instruments, total - before, total, first, last)
