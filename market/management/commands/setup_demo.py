@@ -1,0 +1,45 @@
+"""Everything the run command needs on a fresh database: the demo login with its paper account, the
+synthetic demo market, and one demo order filled by the paper broker. Idempotent."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from django.core.management.base import BaseCommand
+from django.utils import timezone
+
+from accounts.services import ensure_demo_user
+from market.brokers.paper import PaperBroker
+from market.demo_market import store_demo_market
+from market.krx import SEOUL
+from market.models import DailyBar, PaperOrder
+
+DEMO_USERNAME = "demo"
+DEMO_PASSWORD = "demo-trader-2026"
+DEMO_ORDER = ("005930", 10)  # 삼성전자 10 shares
+
+
+class Command(BaseCommand):
+    help = "Create the demo user (with a paper broker account), the demo market and a filled demo order."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--username", default=DEMO_USERNAME)
+        parser.add_argument("--password", default=DEMO_PASSWORD)
+        parser.add_argument("--symbols", type=int, default=40)
+        parser.add_argument("--years", type=int, default=3)
+
+    def handle(self, *args, username, password, symbols, years, **options):
+        user, created = ensure_demo_user(username, password)
+        summary = store_demo_market(symbols=symbols, years=years, end=None, now=timezone.now())
+        self.stdout.write(
+            f"demo market: {summary.new_bars} new bars, {summary.total_bars} in "
+            f"{summary.first.isoformat()}..{summary.last.isoformat()}"
+        )
+        account = user.broker_accounts.get(is_default=True)
+        if not PaperOrder.objects.filter(account__broker_account=account).exists():
+            # A market order placed at 09:05 of the last stored session fills at that day's open.
+            last_day = DailyBar.objects.filter(instrument__code=DEMO_ORDER[0]).latest("date").date
+            placed_at = dt.datetime.combine(last_day, dt.time(9, 5), tzinfo=SEOUL)
+            PaperBroker(account, clock=lambda: placed_at).place_order("buy", *DEMO_ORDER, order_type="01")
+            self.stdout.write(f"demo order: bought {DEMO_ORDER[1]} × {DEMO_ORDER[0]} on {last_day.isoformat()}")
+        self.stdout.write(f"demo login: {user.username} / {password} ({'created' if created else 'exists'})")
