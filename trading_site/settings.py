@@ -253,7 +253,10 @@ SPECTACULAR_SETTINGS = {
 FIELD_ENCRYPTION_KEYS = env.list("FIELD_ENCRYPTION_KEYS", default=[]) if DEBUG else [
     key.strip() for key in required("FIELD_ENCRYPTION_KEYS").split(",") if key.strip()
 ]
-BROKER_BACKEND = env("BROKER_BACKEND", default="paper")  # "paper" (embedded) or "kis"
+BROKER_BACKEND = env("BROKER_BACKEND", default="paper")
+# Broker commission per side as a fraction (0.00015 = 0.015%); empty: market.krx.fees' default.
+# The paper broker and the backtester charge it; the sell tax follows the dated table in market.krx.fees.
+COMMISSION_RATE = env("COMMISSION_RATE", default="")  # "paper" (embedded) or "kis"
 KIS_APP_KEY = env("KIS_APP_KEY", default="")
 KIS_APP_SECRET = env("KIS_APP_SECRET", default="")
 KIS_ACCOUNT = env("KIS_ACCOUNT", default="")

@@ -8,10 +8,12 @@ from __future__ import annotations
 import datetime as dt
 
 from django.conf import settings
+from django.utils import timezone
 
 from accounts.models import BrokerAccount, BrokerMode
 from market.gateway import Balance, BuyableAmount, DailyBar, DailyOrder, OrderReceipt, OrderRefused, Quote
 from market.kis import KisClient
+from market.krx import validate_order
 
 from .shared_state import DatabaseTokenStore, rate_limiter_for
 
@@ -60,6 +62,11 @@ class KisBroker:
     def place_order(self, side, code, quantity, price=0, order_type="00", *, client_order_id="") -> OrderReceipt:
         # KIS takes no client order id; the caller stores it with the order before this call.
         self._require_live_trading_confirmed()
+        # KRX rules that need no quote (quantity, tick, session) are checked here so a bad order never
+        # leaves; the ±30% band needs the previous close, which the caller checks when it has one.
+        reasons = validate_order(side, order_type, quantity, price or None, None, now=timezone.now())
+        if reasons:
+            raise OrderRefused(reasons, code="KRX_RULE")
         return self.client.place_order(side, code, quantity, price, order_type)
 
     def cancel_order(self, order_no: str, org_no: str, quantity: int | None = None) -> OrderReceipt:

@@ -19,6 +19,7 @@ import datetime as dt
 from collections.abc import Callable
 from decimal import Decimal
 
+from django.conf import settings
 from django.db import transaction
 from django.db.models import F, Sum
 from django.utils import timezone
@@ -54,6 +55,10 @@ MARKET = "01"
 SUPPORTED_ORDER_TYPES = (LIMIT, MARKET)
 MIDDAY = dt.time(12, 0)
 PAPER_ORG_NO = "00950"  # stands in for KIS's KRX_FWDG_ORD_ORGNO
+
+
+def _commission(amount: int) -> int:
+    return commission_for(amount, settings.COMMISSION_RATE or None)
 
 
 class PaperBroker:
@@ -118,7 +123,7 @@ class PaperBroker:
             if side == "buy":
                 estimate = price if order_type == LIMIT else (prev_close or 0)
                 cost = estimate * quantity
-                if cost + commission_for(cost) > account.cash:
+                if cost + _commission(cost) > account.cash:
                     raise OrderRefused(
                         [f"주문가능금액을 초과했습니다: 필요 {cost:,}원, 가능 {account.cash:,}원"], code="INSUFFICIENT_CASH"
                     )
@@ -197,7 +202,7 @@ class PaperBroker:
             return
         account.refresh_from_db(fields=["cash"])
         amount = fill_price * order.quantity
-        commission = commission_for(amount)
+        commission = _commission(amount)
         tax = 0
         position, _ = PaperPosition.objects.get_or_create(account=account, code=order.code)
         if order.side == "buy":
@@ -286,7 +291,7 @@ class PaperBroker:
         quantity = 0
         if unit > 0:
             quantity = account.cash // unit
-            while quantity and quantity * unit + commission_for(quantity * unit) > account.cash:
+            while quantity and quantity * unit + _commission(quantity * unit) > account.cash:
                 quantity -= 1
         return BuyableAmount(
             code=code, orderable_cash=account.cash, price_used=unit, cash_only_amount=quantity * unit,

@@ -122,6 +122,19 @@ def fake_real(settings):
 ORDER_PATH = "/uapi/domestic-stock/v1/trading/order-cash"
 
 
+@pytest.fixture
+def in_session():
+    """Tuesday 2026-11-24 10:00 KST: the regular session is open."""
+    import datetime as dt
+
+    import time_machine
+
+    from market.krx import SEOUL
+
+    with time_machine.travel(dt.datetime(2026, 11, 24, 10, 0, tzinfo=SEOUL), tick=True):
+        yield
+
+
 def test_real_account_sends_no_order_before_confirmation(fake_real, user):
     account = BrokerAccountFactory(
         owner=user, mode=BrokerMode.REAL, app_key=FAKE_APP_KEY, app_secret=FAKE_APP_SECRET,
@@ -132,7 +145,7 @@ def test_real_account_sends_no_order_before_confirmation(fake_real, user):
     assert fake_real.count(ORDER_PATH, "POST") == 0
 
 
-def test_confirmed_real_account_sends_exactly_one_order(fake_real, user):
+def test_confirmed_real_account_sends_exactly_one_order(in_session, fake_real, user):
     account = BrokerAccountFactory(
         owner=user, mode=BrokerMode.REAL, app_key=FAKE_APP_KEY, app_secret=FAKE_APP_SECRET,
         account_number=FAKE_ACCOUNT_NO, confirm_live_trading=True,
@@ -153,7 +166,7 @@ def test_leaving_real_mode_clears_the_confirmation(user):
     assert not account.live_trading_allowed
 
 
-def test_kis_broker_every_gateway_method_over_http(fake_vts, kis_account):
+def test_kis_broker_every_gateway_method_over_http(in_session, fake_vts, kis_account):
     """Each gateway call reaches the 모의투자 host with its paper tr_id and parses the real fields."""
     import datetime as dt
 
@@ -175,7 +188,7 @@ def test_kis_broker_every_gateway_method_over_http(fake_vts, kis_account):
     assert fake_vts.count(ORDER_PATH, "POST") == 1
 
 
-def test_order_time_out_is_reconciled_without_a_second_order(fake_vts, kis_account):
+def test_order_time_out_is_reconciled_without_a_second_order(in_session, fake_vts, kis_account):
     import datetime as dt
 
     from market.kis import KisOrderOutcomeUnknown
@@ -189,3 +202,22 @@ def test_order_time_out_is_reconciled_without_a_second_order(fake_vts, kis_accou
     found = [row for row in broker.get_daily_orders(today, today) if row.code == "005930"]
     assert [row.order_no for row in found] == [fake_vts.accepted_orders[0]["ODNO"]]
     assert fake_vts.count(ORDER_PATH, "POST") == 1  # zero duplicates
+
+
+@pytest.mark.parametrize(
+    ("moment", "quantity", "price", "reason"),
+    [((2026, 11, 24, 10, 0), 1, 72_950, "호가 단위"), ((2026, 11, 24, 10, 0), 0, 72_900, "수량"),
+     ((2026, 11, 24, 16, 0), 1, 72_900, "주문 가능 시간"), ((2026, 11, 22, 10, 0), 1, 72_900, "")],
+)
+def test_orders_breaking_krx_rules_never_leave(fake_vts, kis_account, moment, quantity, price, reason):
+    import datetime as dt
+
+    import time_machine
+
+    from market.krx import SEOUL
+
+    with time_machine.travel(dt.datetime(*moment, tzinfo=SEOUL)):
+        with pytest.raises(OrderRefused) as refused:
+            broker_for(kis_account).place_order("buy", "005930", quantity, price)
+    assert reason in refused.value.user_message
+    assert fake_vts.count(ORDER_PATH, "POST") == 0

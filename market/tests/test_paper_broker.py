@@ -151,3 +151,9 @@ def test_accounts_are_separate(user, other_user, samsung, clock):
     mine.place_order("buy", "005930", 1, order_type="01")
     assert theirs.get_balance().holdings == []
     assert theirs.get_daily_orders(MON, MON) == []
+
+
+def test_commission_rate_comes_from_settings(broker, samsung, settings):
+    settings.COMMISSION_RATE = "0.001"
+    broker.place_order("buy", "005930", 10, order_type="01")
+    assert PaperOrder.objects.get().commission == 705  # 0.1% of 705,000
