@@ -139,3 +139,59 @@ class KisAccessToken(models.Model):
 
     def __str__(self) -> str:  # never the token itself
         return f"token {self.key[:8]}… expires {self.expires_at:%Y-%m-%d %H:%M}"
+
+
+class WeeklyAnalysis(models.Model):
+    """Statistics of one instrument over one ISO week, computed by market.analysis (per week, stored)."""
+
+    instrument = models.ForeignKey(Instrument, on_delete=models.CASCADE, related_name="weekly_analyses")
+    week_start = models.DateField(_("week (Monday)"))
+    iso_week = models.CharField(_("ISO week"), max_length=8)  # "2026-W47"
+    trading_days = models.PositiveSmallIntegerField(_("trading days"))
+    close = models.BigIntegerField(_("last close"))
+    weekly_return = models.FloatField(_("weekly return"), null=True)
+    volatility = models.FloatField(_("annualised volatility"), null=True)
+    skew = models.FloatField(_("skew"), null=True)
+    kurtosis = models.FloatField(_("excess kurtosis"), null=True)
+    max_drawdown = models.FloatField(_("max drawdown"), null=True)
+    z_score = models.FloatField(_("z-score of the last close"), null=True)
+    z_window = models.PositiveSmallIntegerField(_("z-score window"), default=20)
+    computed_at = models.DateTimeField(_("computed"), auto_now=True)
+
+    class Meta:
+        verbose_name = _("weekly analysis")
+        verbose_name_plural = _("weekly analyses")
+        constraints = [
+            models.UniqueConstraint(fields=["instrument", "week_start"], name="weekly_analysis_unique_week"),
+        ]
+        indexes = [models.Index(fields=["week_start"], name="weekly_analysis_week_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.instrument_id} {self.iso_week}"
+
+
+class OutlierMethod(models.TextChoices):
+    ZSCORE = "zscore", _("z-score")
+    IQR = "iqr", _("IQR")
+    HAMPEL = "hampel", _("Hampel (MAD)")
+
+
+class Outlier(models.Model):
+    """One unusual close or volume found in a week's analysis, with the method that found it."""
+
+    analysis = models.ForeignKey(WeeklyAnalysis, on_delete=models.CASCADE, related_name="outliers")
+    date = models.DateField(_("date"))
+    series = models.CharField(_("series"), max_length=10)  # "close" or "volume"
+    method = models.CharField(_("method"), max_length=10, choices=OutlierMethod.choices)
+    value = models.FloatField(_("value"))
+    score = models.FloatField(_("score"))
+
+    class Meta:
+        verbose_name = _("outlier")
+        verbose_name_plural = _("outliers")
+        constraints = [
+            models.UniqueConstraint(fields=["analysis", "date", "series", "method"], name="outlier_unique"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.date} {self.series} {self.method}"
