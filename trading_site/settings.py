@@ -67,6 +67,8 @@ INSTALLED_APPS = [
     "allauth.account",
     "allauth.socialaccount",
     "allauth.socialaccount.providers.kakao",
+    # The project package: health, schedules, site-wide commands.
+    "trading_site",
     # Our apps, in dependency order: each imports only apps above it.
     "accounts",
     "market",
@@ -166,7 +168,6 @@ CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TASK_ACKS_LATE = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=False)
-CELERY_IMPORTS = ["trading_site.tasks"]  # apps' tasks.py are autodiscovered; this one is not an app
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 DJANGO_CELERY_BEAT_TZ_AWARE = True
 
