@@ -221,3 +221,20 @@ def test_orders_breaking_krx_rules_never_leave(fake_vts, kis_account, moment, qu
             broker_for(kis_account).place_order("buy", "005930", quantity, price)
     assert reason in refused.value.user_message
     assert fake_vts.count(ORDER_PATH, "POST") == 0
+
+
+def test_burst_of_100_requests_stays_under_the_kis_limit(fake_real, user):
+    """100 quotes from 8 threads through the site's shared limiter: KIS (the fake enforces 20/s per
+    app key, as KIS does) never answers EGW00201."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    account = BrokerAccountFactory(
+        owner=user, mode=BrokerMode.REAL, app_key=FAKE_APP_KEY, app_secret=FAKE_APP_SECRET,
+        account_number=FAKE_ACCOUNT_NO,
+    )
+    broker = broker_for(account)
+    broker.get_balance()  # token issued before the burst
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        prices = list(pool.map(lambda _: broker.get_quote("005930").price, range(100)))
+    assert prices == [72_900] * 100
+    assert fake_real.rate_limited == 0
