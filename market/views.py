@@ -1,15 +1,153 @@
+from urllib.parse import urlencode
+
 from django.contrib.auth.decorators import login_required
+from django.http import Http404
 from django.shortcuts import render
-from django.views.decorators.http import require_POST
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.translation import gettext as _
+from django.views.decorators.http import require_POST, require_safe
 
-from accounts.selectors import broker_account_for
+from accounts.selectors import broker_account_for, default_broker_account
 
+from . import indicators, selectors
+from .brokers import broker_for
+from .gateway import BrokerError, user_message_for
+from .kis import KisError
+from .krx.calendar import is_regular_session
 from .services import test_broker_connection
+
+SEARCH_LIMIT = 20
+MAX_QUERY_LENGTH = 50
+ANALYSIS_WEEKS = 12
+QUOTE_POLL_SECONDS = 30
+
+
+def _search_context(request) -> dict:
+    query = request.GET.get("q", "").strip()[:MAX_QUERY_LENGTH]
+    ids = selectors.search_instrument_ids(query) if query else []
+    return {
+        "query": query,
+        "results": selectors.instruments_by_ids(ids[:SEARCH_LIMIT]),
+        "total": len(ids),
+        "limit": SEARCH_LIMIT,
+    }
 
 
 @login_required
+@require_safe
 def index(request):
-    return render(request, "market/index.html")
+    """종목 검색: the search box; with ?q= (no JavaScript, or back from a detail page) the results too."""
+    return render(request, "market/index.html", _search_context(request))
+
+
+@login_required
+@require_safe
+def search(request):
+    """HTMX: the live search results for ?q=, keeping the page URL (?q=) in step for the back button."""
+    context = _search_context(request)
+    response = render(request, "market/partials/search_results.html", context)
+    if request.htmx:
+        url = reverse("market:index")
+        response["HX-Replace-Url"] = f"{url}?{urlencode({'q': context['query']})}" if context["query"] else url
+    return response
+
+
+def _instrument_or_404(code: str):
+    instrument = selectors.instrument_by_code(code)
+    if instrument is None:
+        raise Http404(_("Unknown instrument code: %(code)s") % {"code": code})
+    return instrument
+
+
+def _chart_payload(code: str) -> dict | None:
+    """Dates, closes, volumes, MA20, Bollinger (20, 2σ), z-score and outlier markers for the chart."""
+    series = selectors.chart_series(code)
+    if not series:
+        return None
+    dates = [day.isoformat() for day, _close, _volume in series]
+    closes = [close for _day, close, _volume in series]
+    computed = indicators.indicators(closes, indicators.DEFAULT_WINDOW, indicators.DEFAULT_WIDTH)
+    outliers: dict[str, list[dict]] = {}
+    for outlier in selectors.outliers_for(code):
+        outliers.setdefault(outlier.date.isoformat(), []).append(
+            {
+                "series": outlier.series,
+                "method": outlier.get_method_display(),
+                "value": outlier.value,
+                "score": round(outlier.score, 2),
+            }
+        )
+    return {
+        "dates": dates,
+        "close": closes,
+        "volume": [volume for _day, _close, volume in series],
+        "ma": indicators.rounded(computed.middle, 1),
+        "upper": indicators.rounded(computed.upper, 1),
+        "lower": indicators.rounded(computed.lower, 1),
+        "z": indicators.rounded(computed.z, 3),
+        "outliers": outliers,
+        "window": indicators.DEFAULT_WINDOW,
+        "threshold": indicators.DEFAULT_WIDTH,
+        "labels": {
+            "close": _("Close"),
+            "ma": _("%(window)d-day moving average") % {"window": indicators.DEFAULT_WINDOW},
+            "upper": _("Bollinger upper (+2σ)"),
+            "lower": _("Bollinger lower (−2σ)"),
+            "volume": _("Volume"),
+            "outlier": _("Outlier"),
+            "z": _("z-score"),
+            "threshold": _("±2.0 threshold"),
+            "close_series": _("close"),
+            "volume_series": _("volume"),
+        },
+    }
+
+
+@login_required
+@require_safe
+def detail(request, code: str):
+    """종목 상세: chart with MA/Bollinger, z-score panel, outliers, latest quote and weekly analysis."""
+    instrument = _instrument_or_404(code)
+    chart = _chart_payload(instrument.code)
+    analyses = selectors.weekly_analysis_for(instrument.code, ANALYSIS_WEEKS)
+    return render(
+        request,
+        "market/detail.html",
+        {
+            "instrument": instrument,
+            "chart": chart,
+            "last_date": chart["dates"][-1] if chart else None,
+            "bar_count": len(chart["dates"]) if chart else 0,
+            "analyses": analyses,
+            "analysis_weeks": ANALYSIS_WEEKS,
+        },
+    )
+
+
+@login_required
+@require_safe
+def quote(request, code: str):
+    """HTMX: the latest-quote box. It polls itself every 30 s only during the KRX regular session; the
+    box sent after the close carries no trigger, so polling stops by itself."""
+    instrument = _instrument_or_404(code)
+    account = default_broker_account(request.user)
+    now = timezone.now()
+    context = {
+        "instrument": instrument,
+        "account": account,
+        "quote": None,
+        "error": "",
+        "live": is_regular_session(now),
+        "fetched_at": now,
+        "poll_seconds": QUOTE_POLL_SECONDS,
+    }
+    if account is not None:
+        try:
+            context["quote"] = broker_for(account).get_quote(instrument.code)
+        except (BrokerError, KisError) as error:
+            context["error"] = user_message_for(error)
+    return render(request, "market/partials/quote_box.html", context)
 
 
 @login_required

@@ -6,7 +6,15 @@ from rest_framework.throttling import ScopedRateThrottle
 from rest_framework_simplejwt.views import TokenBlacklistView, TokenObtainPairView, TokenRefreshView
 
 from accounts.api import BrokerAccountViewSet, MeView, TokenFormView
-from market.api import ConnectionTestView
+from market.api import (
+    ConnectionTestView,
+    InstrumentAnalysisView,
+    InstrumentBarsView,
+    InstrumentDetailView,
+    InstrumentListView,
+    InstrumentQuoteView,
+    PricesView,
+)
 
 from . import views
 
@@ -25,6 +33,11 @@ api_patterns = [
     path("token/logout/", TokenBlacklistView.as_view(), name="token_logout"),
     path("me/", MeView.as_view(), name="me"),
     path("broker-accounts/<int:pk>/connection-test/", ConnectionTestView.as_view(), name="connection-test"),
+    path("instruments/", InstrumentListView.as_view(), name="instrument-list"),
+    path("instruments/<str:code>/", InstrumentDetailView.as_view(), name="instrument-detail"),
+    path("instruments/<str:code>/bars/", InstrumentBarsView.as_view(), name="instrument-bars"),
+    path("instruments/<str:code>/quote/", InstrumentQuoteView.as_view(), name="instrument-quote"),
+    path("instruments/<str:code>/analysis/", InstrumentAnalysisView.as_view(), name="instrument-analysis"),
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
     path("docs/", SpectacularSwaggerView.as_view(url_name="api:schema"), name="swagger"),
     path("redoc/", SpectacularRedocView.as_view(url_name="api:schema"), name="redoc"),
@@ -35,6 +48,7 @@ urlpatterns = [
     path("", views.dashboard, name="dashboard"),
     path("healthz", views.healthz, name="healthz"),
     path("token", TokenFormView.as_view(), name="token_form"),
+    path("prices/<str:symbol>", PricesView.as_view(), name="prices"),
     path("api/", include((api_patterns, "api"))),
     path("accounts/", include("allauth.urls")),
     path("accounts/", include("accounts.urls")),

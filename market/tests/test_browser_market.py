@@ -1,0 +1,82 @@
+"""In a real browser: search 삼성 on 종목 검색, open 삼성전자 with the keyboard, see the chart and the
+z-score panel on 종목 상세."""
+
+import io
+import re
+
+import pytest
+from django.core.management import call_command
+from playwright.sync_api import expect
+
+from market.models import DailyBar, Outlier, WeeklyAnalysis
+
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+
+
+def log_in_as_demo(page, live_server):
+    page.goto(f"{live_server.url}/accounts/login/")
+    page.fill("input[name=login]", "demo")
+    page.fill("input[name=password]", "demo-trader-2026")
+    page.locator("form button[type=submit]").last.click()
+    expect(page).to_have_url(f"{live_server.url}/")
+
+
+def add_weekly_analysis():
+    last = DailyBar.objects.filter(instrument__code="005930").order_by("-date").first()
+    monday = last.date.fromordinal(last.date.toordinal() - last.date.weekday())
+    week = WeeklyAnalysis.objects.create(
+        instrument=last.instrument, week_start=monday, iso_week=f"{monday:%G-W%V}", trading_days=5, close=last.close,
+        weekly_return=0.012, volatility=0.21, skew=0.3, kurtosis=-0.4, max_drawdown=-0.015, z_score=2.2,
+    )
+    Outlier.objects.create(analysis=week, date=last.date, series="close", method="zscore", value=last.close, score=2.2)
+
+
+def test_search_with_the_keyboard_and_open_the_detail_page(page, live_server):
+    call_command("setup_demo", symbols=3, years=1, stdout=io.StringIO())
+    add_weekly_analysis()
+    log_in_as_demo(page, live_server)
+    page.get_by_role("link", name="종목", exact=True).click()
+    expect(page.locator("h1")).to_have_text("종목 검색")
+
+    box = page.get_by_role("combobox", name="종목 검색")
+    box.press_sequentially("삼성", delay=50)
+    results = page.locator("#search-results")
+    expect(results.get_by_role("option").first).to_contain_text("삼성전자")
+    expect(results).not_to_contain_text("SK하이닉스")
+    expect(page).to_have_url(re.compile(r"/market/\?q=%EC%82%BC%EC%84%B1$"))  # the URL follows the search
+
+    box.press("ArrowDown")
+    expect(page.locator("#search-option-005930")).to_have_attribute("aria-selected", "true")
+    box.press("Enter")
+
+    expect(page).to_have_url(f"{live_server.url}/market/005930/")
+    expect(page.locator("h1")).to_contain_text("삼성전자")
+    expect(page.locator("canvas#price-chart")).to_be_visible()
+    expect(page.locator("#zscore-panel")).to_contain_text("z-점수")
+    expect(page.locator("#zscore-panel canvas")).to_be_visible()
+    # Chart.js drew both charts from the server's series, with the ±2.0 threshold lines
+    page.wait_for_function("window.marketCharts !== undefined")
+    assert page.evaluate("Chart.getChart('price-chart').data.datasets.length") == 6
+    assert page.evaluate("Chart.getChart('zscore-chart').data.datasets[1].data[0]") == 2.0
+    assert page.evaluate("Chart.getChart('zscore-chart').data.datasets[2].data[0]") == -2.0
+    # the quote box came through HTMX from the paper broker, the weekly analysis table is there
+    expect(page.locator("#quote-box .quote-last")).to_be_visible()
+    expect(page.locator(".analysis-table")).to_contain_text("+1.20%")
+
+    page.get_by_role("button", name="전체").click()
+    assert page.evaluate("Chart.getChart('price-chart').data.labels.length") == DailyBar.objects.filter(
+        instrument__code="005930"
+    ).count()
+
+
+def test_click_a_result_and_the_empty_detail_page(page, live_server):
+    call_command("setup_demo", symbols=2, years=1, stdout=io.StringIO())
+    DailyBar.objects.filter(instrument__code="000660").delete()
+    log_in_as_demo(page, live_server)
+    page.goto(f"{live_server.url}/market/")
+    page.get_by_role("combobox", name="종목 검색").fill("ㅎㅇㄴㅅ")
+    page.get_by_role("option").filter(has_text="SK하이닉스").get_by_role("link").click()
+    expect(page).to_have_url(f"{live_server.url}/market/000660/")
+    expect(page.locator("#no-bars")).to_be_visible()
+    expect(page.locator("#no-analysis")).to_be_visible()
+    expect(page.locator("canvas")).to_have_count(0)
