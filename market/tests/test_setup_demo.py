@@ -33,3 +33,10 @@ def test_setup_demo_is_idempotent():
     assert "0 new bars" in second
     assert PaperOrder.objects.count() == 1
     assert get_user_model().objects.filter(username="demo").count() == 1
+
+
+def test_setup_demo_analyses_recent_weeks():
+    from market.models import WeeklyAnalysis
+
+    run()
+    assert WeeklyAnalysis.objects.values("week_start").distinct().count() == 8

@@ -9,14 +9,16 @@ from django.core.management.base import BaseCommand
 from django.utils import timezone
 
 from accounts.services import ensure_demo_user
+from market.analysis_service import analyze_week, latest_complete_week
 from market.brokers.paper import PaperBroker
 from market.demo_market import store_demo_market
 from market.krx import SEOUL
-from market.models import DailyBar, PaperOrder
+from market.models import DailyBar, PaperOrder, WeeklyAnalysis
 
 DEMO_USERNAME = "demo"
 DEMO_PASSWORD = "demo-trader-2026"
 DEMO_ORDER = ("005930", 10)  # 삼성전자 10 shares
+ANALYSED_WEEKS = 8
 
 
 class Command(BaseCommand):
@@ -35,6 +37,11 @@ class Command(BaseCommand):
             f"demo market: {summary.new_bars} new bars, {summary.total_bars} in "
             f"{summary.first.isoformat()}..{summary.last.isoformat()}"
         )
+        if not WeeklyAnalysis.objects.exists():
+            last_week = latest_complete_week()
+            for weeks_back in range(ANALYSED_WEEKS):
+                analyze_week(last_week - dt.timedelta(weeks=weeks_back))
+            self.stdout.write(f"weekly analysis: the last {ANALYSED_WEEKS} weeks")
         account = user.broker_accounts.get(is_default=True)
         if not PaperOrder.objects.filter(account__broker_account=account).exists():
             # A market order placed at 09:05 of the last stored session fills at that day's open.
