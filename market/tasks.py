@@ -5,9 +5,17 @@ from __future__ import annotations
 from celery import shared_task
 
 from market.analysis_service import analyze_week, latest_complete_week
+from market.refresh import refresh_recent_bars
 
 
 @shared_task(name="market.analyze_last_week")
 def analyze_last_week() -> dict:
     """Analyse the last complete ISO week and store it; returns the summary (JSON-friendly)."""
     return analyze_week(latest_complete_week()).as_dict()
+
+
+@shared_task(name="market.refresh_recent_bars")
+def refresh_bars_after_close() -> dict:
+    """After the close of each KRX trading day: the last days' bars of the watched universe."""
+    summary = refresh_recent_bars()
+    return {"source": summary.source, "new_bars": summary.new_bars, "detail": summary.detail}

@@ -72,6 +72,7 @@ def test_search_with_the_keyboard_and_open_the_detail_page(page, live_server):
 def test_click_a_result_and_the_empty_detail_page(page, live_server):
     call_command("setup_demo", symbols=2, years=1, stdout=io.StringIO())
     DailyBar.objects.filter(instrument__code="000660").delete()
+    WeeklyAnalysis.objects.filter(instrument__code="000660").delete()  # setup_demo analysed it
     log_in_as_demo(page, live_server)
     page.goto(f"{live_server.url}/market/")
     page.get_by_role("combobox", name="종목 검색").fill("ㅎㅇㄴㅅ")
