@@ -7,7 +7,7 @@ import pytest
 from django.core.management import call_command
 from django_celery_beat.models import PeriodicTask
 
-from trading_site.schedules import Schedule, install_schedules
+from trading_site.schedules import Schedule, collect_schedules, install_schedules
 
 pytestmark = pytest.mark.django_db
 
@@ -41,9 +41,11 @@ def test_next_run_is_seoul_time_whatever_the_process_zone(monkeypatch):
     assert (next_run.weekday(), next_run.hour, next_run.minute) == (0, 9, 5)
 
 
-def test_command_lists_every_app_schedule():
+def test_command_installs_and_lists_every_app_schedule():
     out = io.StringIO()
     call_command("setup_schedules", stdout=out)
-    names = set(PeriodicTask.objects.exclude(name__startswith="celery.").values_list("name", flat=True))
-    for line in out.getvalue().splitlines():
-        assert line.split(":")[0].split(maxsplit=1)[1] in names
+    declared = collect_schedules()
+    assert {"market.refresh_recent_bars", "market.analyze_last_week"} <= {s.task for s in declared}
+    for schedule in declared:
+        assert PeriodicTask.objects.filter(name=schedule.name, task=schedule.task).exists()
+        assert f"created  {schedule.name}: {schedule.task}" in out.getvalue()
