@@ -1,0 +1,148 @@
+"""Actions of the strategies app: saving configs, running backtests (command, page, API and Celery
+all call these)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections.abc import Callable, Iterable
+from decimal import Decimal
+from itertools import product
+
+import pandas as pd
+from django.conf import settings
+from django.db import transaction
+from django.db.models import Sum
+from django.utils import timezone
+
+from market.models import DailyBar, Instrument
+from strategies.backtest import BacktestConfig, MarketData, run_backtest
+from strategies.library import create_strategy, get_strategy
+
+from .models import BacktestRun, BacktestSweep, RunStatus, StrategyConfig, UniverseMode
+
+logger = logging.getLogger(__name__)
+
+# Calendar days of bars loaded before `start` so the signals are warm on the first entry day
+# (the longest built-in window, 12-1 momentum, needs ~252 trading days).
+WARMUP_CALENDAR_DAYS = 400
+
+
+class BacktestInputError(ValueError):
+    """Inputs a backtest cannot run with; the message says what to fix."""
+
+
+def normalise_codes(codes: Iterable[str]) -> list[str]:
+    cleaned = []
+    for code in codes:
+        code = str(code).strip().upper()
+        if code:
+            cleaned.append(code.zfill(6) if code.isdigit() else code)
+    return list(dict.fromkeys(cleaned))
+
+
+def top_traded_codes(n: int, as_of: dt.date, days: int = 60) -> list[str]:
+    """The `n` listed instruments with the largest traded value over the `days` before `as_of`
+    (a KOSPI200-like liquid universe)."""
+    since = as_of - dt.timedelta(days=days)
+    rows = (
+        DailyBar.objects.filter(date__gte=since, date__lte=as_of, instrument__is_listed=True)
+        .values("instrument__code").annotate(value=Sum("traded_value")).order_by("-value", "instrument__code")[:n]
+    )
+    return [row["instrument__code"] for row in rows]
+
+
+def universe_for(config: StrategyConfig, as_of: dt.date) -> list[str]:
+    if config.universe_mode == UniverseMode.CODES:
+        return normalise_codes(config.code_list)
+    return top_traded_codes(config.universe_top_n, as_of)
+
+
+def load_market_data(codes: list[str], start: dt.date, end: dt.date) -> MarketData:
+    """Bars of `codes` from `start` − warm-up to `end`, in one query, as the backtester's matrices."""
+    known = dict(Instrument.objects.filter(code__in=codes).values_list("code", "market"))
+    unknown = [code for code in codes if code not in known]
+    if unknown:
+        raise BacktestInputError(f"알 수 없는 종목코드입니다: {', '.join(unknown)}")
+    rows = list(
+        DailyBar.objects.filter(
+            instrument__code__in=codes, date__gte=start - dt.timedelta(days=WARMUP_CALENDAR_DAYS), date__lte=end
+        ).values_list("instrument__code", "date", "open", "high", "low", "close")
+    )
+    if not rows:
+        raise BacktestInputError(f"{start}~{end} 기간에 저장된 일봉이 없습니다. 먼저 시세를 가져오세요.")
+    frame = pd.DataFrame(rows, columns=["code", "date", "open", "high", "low", "close"])
+    return MarketData.from_frame(frame, markets=known)
+
+
+def create_backtest_run(
+    owner, *, strategy_key: str, params: dict | None, codes: Iterable[str], start: dt.date, end: dt.date,
+    initial_cash: int = 10_000_000, max_positions: int = 10, commission: Decimal | None = None,
+    tax: Decimal | None = None, slippage_ticks: int = 0, config: StrategyConfig | None = None,
+    sweep: BacktestSweep | None = None,
+) -> BacktestRun:
+    """Validate the inputs and record a pending run (run it with `execute_backtest_run`)."""
+    strategy_class = get_strategy(strategy_key)
+    validated = strategy_class.validate_params(params or {})
+    codes = normalise_codes(codes)
+    if not codes:
+        raise BacktestInputError("백테스트할 종목을 하나 이상 지정하세요.")
+    if start >= end:
+        raise BacktestInputError(f"시작일({start})이 종료일({end})보다 앞서야 합니다.")
+    return BacktestRun.objects.create(
+        owner=owner, config=config, sweep=sweep, strategy_key=strategy_key, params=validated, codes=codes,
+        start=start, end=end, initial_cash=initial_cash, max_positions=max_positions, commission=commission,
+        tax=tax, slippage_ticks=slippage_ticks,
+    )
+
+
+def _set_progress(run: BacktestRun, percent: int, status: str | None = None) -> None:
+    run.progress = percent
+    fields = ["progress"]
+    if status:
+        run.status = status
+        fields.append("status")
+    BacktestRun.objects.filter(pk=run.pk).update(**{name: getattr(run, name) for name in fields})
+
+
+def execute_backtest_run(run: BacktestRun, on_progress: Callable[[int], object] | None = None) -> BacktestRun:
+    """Load bars, run the weekly backtest, store metrics, trades and equity. A failure is stored on
+    the run with its message (and re-raised for callers that want it)."""
+    _set_progress(run, 5, RunStatus.RUNNING)
+    try:
+        data = load_market_data(run.codes, run.start, run.end)
+        _set_progress(run, 40)
+        commission = run.commission if run.commission is not None else (settings.COMMISSION_RATE or None)
+        config = BacktestConfig(
+            initial_cash=int(run.initial_cash), max_positions=run.max_positions, commission=commission,
+            tax=run.tax, slippage_ticks=run.slippage_ticks, start=run.start, end=run.end,
+        )
+        result = run_backtest(create_strategy(run.strategy_key, run.params), data, config).to_dict()
+    except Exception as error:
+        logger.warning("backtest %s failed: %s", run.pk, error)
+        run.status, run.error, run.finished_at = RunStatus.FAILED, str(error), timezone.now()
+        run.save(update_fields=["status", "error", "finished_at"])
+        raise
+    run.metrics, run.benchmark = result["metrics"], result["benchmark"]
+    run.trades, run.equity = result["trades"], result["equity"]
+    run.status, run.progress, run.finished_at, run.error = RunStatus.DONE, 100, timezone.now(), ""
+    run.save()
+    if on_progress:
+        on_progress(100)
+    return run
+
+
+@transaction.atomic
+def create_sweep(owner, *, strategy_key: str, grid: dict[str, list], base_params: dict | None = None,
+                 **run_options) -> BacktestSweep:
+    """One pending run per combination of the grid's values (each validated like a single run)."""
+    if not grid or any(not values for values in grid.values()):
+        raise BacktestInputError("그리드의 각 파라미터에 값을 하나 이상 지정하세요.")
+    names = sorted(grid)
+    sweep = BacktestSweep.objects.create(owner=owner, strategy_key=strategy_key, grid={n: grid[n] for n in names})
+    for values in product(*(grid[name] for name in names)):
+        create_backtest_run(
+            owner, strategy_key=strategy_key, params={**(base_params or {}), **dict(zip(names, values, strict=True))},
+            sweep=sweep, **run_options,
+        )
+    return sweep

@@ -1,0 +1,69 @@
+"""Backtests on stored bars: the command, the service, failures stored with their message, sweeps."""
+
+import datetime as dt
+import io
+import json
+
+import pytest
+from django.core.management import CommandError, call_command
+
+from strategies.models import BacktestRun
+from strategies.services import BacktestInputError, create_backtest_run, create_sweep, execute_backtest_run
+
+pytestmark = pytest.mark.django_db
+
+CODES = "005930,000660,035720"
+
+
+@pytest.fixture
+def demo_bars():
+    call_command("demo_data", symbols=5, years=3, end="2026-10-30", stdout=io.StringIO())
+
+
+def test_backtest_command_prints_metrics(demo_bars):
+    out = io.StringIO()
+    call_command("backtest", codes=CODES, start="2024-06-01", end="2026-10-30", stdout=out)
+    text = out.getvalue()
+    assert "total_return" in text and "max_drawdown" in text and "sharpe" in text
+    assert BacktestRun.objects.get().status == "done"
+
+
+def test_backtest_command_json_has_trades_and_equity(demo_bars):
+    out = io.StringIO()
+    call_command("backtest", codes=CODES, start="2024-06-01", end="2026-10-30", json=True,
+                 param=["window=15", "z_threshold=1.5"], commission="0.00015", tax="0.002", stdout=out)
+    payload = json.loads(out.getvalue())
+    assert set(payload) >= {"metrics", "trades", "equity"}
+    assert payload["trades"], "a 1.5σ threshold over two years trades"
+    trade = payload["trades"][0]
+    assert {"code", "entry_date", "entry_price", "exit_date", "exit_price", "shares", "fees", "tax", "reason"} <= set(trade)
+    assert trade["reason"] in {"stop_loss", "take_profit", "signal", "week_end"}
+    assert payload["equity"][0][1] == 10_000_000
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [({"param": ["window=1"]}, "기간"), ({"codes": "999999"}, "알 수 없는 종목코드"),
+     ({"start": "2026-10-30", "end": "2024-01-01"}, "시작일"), ({"strategy": "nope"}, "nope")],
+)
+def test_bad_inputs_are_clear_errors(demo_bars, options, message):
+    args = {"codes": CODES, "start": "2024-06-01", "end": "2026-10-30", **options}
+    with pytest.raises(CommandError, match=message):
+        call_command("backtest", stdout=io.StringIO(), **args)
+
+
+def test_a_failed_run_keeps_its_message(user):
+    run = create_backtest_run(user, strategy_key="mean_reversion", params={}, codes=["005930"],
+                              start=dt.date(2024, 1, 1), end=dt.date(2024, 6, 1))
+    with pytest.raises(BacktestInputError):
+        execute_backtest_run(run)
+    run.refresh_from_db()
+    assert run.status == "failed" and "종목코드" in run.error
+
+
+def test_sweep_creates_one_run_per_combination(user, demo_bars):
+    sweep = create_sweep(user, strategy_key="mean_reversion", grid={"window": [10, 20], "z_threshold": [1.5, 2.0]},
+                         codes=CODES.split(","), start=dt.date(2025, 1, 1), end=dt.date(2026, 10, 30))
+    assert sweep.runs.count() == 4
+    assert sorted((r.params["window"], r.params["z_threshold"]) for r in sweep.runs.all()) == [
+        (10, 1.5), (10, 2.0), (20, 1.5), (20, 2.0)]
