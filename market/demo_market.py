@@ -48,27 +48,40 @@ def years_before(day: date, years: int) -> date:
         return day.replace(year=day.year - years, day=28)
 
 
-def store_demo_market(
-    *, symbols: int, years: int, end: date | None, now: datetime, seed: int = DEFAULT_SEED,
-    on_total: Callable[[int], object] | None = None, on_batch: Callable[[int], object] | None = None,
-) -> DemoMarketSummary:
-    """Store `symbols` demo instruments with `years` of bars up to `end` (default: today). Raises
-    ValueError with a message for a range the demo cannot produce."""
+@dataclass(frozen=True)
+class DemoWindow:
+    universe: list[dict]
+    bars: dict  # code -> market.demo bar array from the epoch
+    first: date  # first trading day of the requested window
+    last: date
+
+
+def demo_window(*, symbols: int, years: int, end: date | None, now: datetime, seed: int = DEFAULT_SEED) -> DemoWindow:
+    """The demo market's bars for `years` up to `end` (today at the latest; today only after the
+    close). Raises ValueError with a message for a range the demo cannot produce."""
     today = now.astimezone(SEOUL).date()
     end = min(end or today, today)
     last = last_complete_session(end, now)
     first = years_before(end, years)
     if first < DEMO_EPOCH:
         raise ValueError(f"the demo history starts on {DEMO_EPOCH.isoformat()}; ask for fewer years")
-
     # Always simulate from the epoch so that every run agrees on every date's bar.
     days = trading_days(DEMO_EPOCH, last)
-    universe = generate_universe(symbols, seed)
-    bars = generate_bars(universe, days, seed)
     window = [d for d in days if d >= first]
     if not window:
         raise ValueError(f"no KRX trading day between {first.isoformat()} and {last.isoformat()}")
-    first, last = window[0], window[-1]
+    universe = generate_universe(symbols, seed)
+    return DemoWindow(universe, generate_bars(universe, days, seed), window[0], window[-1])
+
+
+def store_demo_market(
+    *, symbols: int, years: int, end: date | None, now: datetime, seed: int = DEFAULT_SEED,
+    on_total: Callable[[int], object] | None = None, on_batch: Callable[[int], object] | None = None,
+) -> DemoMarketSummary:
+    """Store `symbols` demo instruments with `years` of bars up to `end` (default: today). Raises
+    ValueError with a message for a range the demo cannot produce."""
+    window = demo_window(symbols=symbols, years=years, end=end, now=now, seed=seed)
+    universe, bars, first, last = window.universe, window.bars, window.first, window.last
 
     codes = [sym["code"] for sym in universe]
     with transaction.atomic():

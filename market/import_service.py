@@ -311,26 +311,15 @@ def export_demo_csv(
     """Write the demo market's bars (the same bars ``demo_data`` stores) as ``<code>.csv`` per symbol.
 
     Each file is written to a temporary name and renamed, so no half-written file is left behind."""
-    from market.demo import DEFAULT_SEED, DEMO_EPOCH, generate_bars, generate_universe
-    from market.demo_market import last_complete_session, years_before
-    from market.krx import SEOUL, trading_days
+    from market.demo import DEFAULT_SEED
+    from market.demo_market import demo_window
 
-    seed = DEFAULT_SEED if seed is None else seed
-    today = now.astimezone(SEOUL).date()
-    end = min(end or today, today)
-    last = last_complete_session(end, now)
-    first = years_before(end, years)
-    if first < DEMO_EPOCH:
-        raise ValueError(f"the demo history starts on {DEMO_EPOCH.isoformat()}; ask for fewer years")
-    days = trading_days(DEMO_EPOCH, last)
-    window = [d for d in days if d >= first]
-    if not window:
-        raise ValueError(f"no KRX trading day between {first.isoformat()} and {last.isoformat()}")
-    universe = generate_universe(symbols, seed)
-    bars = generate_bars(universe, days, seed)
+    window = demo_window(symbols=symbols, years=years, end=end, now=now,
+                         seed=DEFAULT_SEED if seed is None else seed)
+    bars = window.bars
     target = Path(folder)
     target.mkdir(parents=True, exist_ok=True)
-    start = np.datetime64(window[0], "D")
+    start = np.datetime64(window.first, "D")
     rows = 0
     for code, arr in bars.items():
         selected = arr[arr["date"] >= start].tolist()
@@ -341,7 +330,7 @@ def export_demo_csv(
             os.replace(partial, final)
         finally:
             partial.unlink(missing_ok=True)
-    return DemoExport(target, len(bars), rows, window[0], window[-1])
+    return DemoExport(target, len(bars), rows, window.first, window.last)
 
 
 # ---------------------------------------------------------------------------------------------
