@@ -13,7 +13,6 @@ import numpy as np
 import pandas as pd
 import pytest
 
-import strategies.backtest as backtest_package
 from market.krx import commission_for, round_to_tick, sell_tax_for_trade, shift_ticks, trading_days
 from strategies.backtest import BacktestConfig, MarketData, run_backtest
 from strategies.backtest import engine as engine_module
@@ -201,7 +200,6 @@ def test_config_validation():
         BacktestConfig(initial_cash=1.5)
     with pytest.raises(ValueError):
         run_backtest(Scripted(pd.DataFrame()), scenario()[0], engine="fast")
-    assert "Week = calendar week on the KRX calendar" in backtest_package.__doc__
     assert "Week = calendar week on the KRX calendar" in engine_module.__doc__
 
 
