@@ -1,0 +1,39 @@
+"""`manage.py reconcile_orders [--date YYYY-MM-DD]`: bring open orders to the broker's state (never sends)."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from django.core.management.base import BaseCommand
+
+from accounts.models import BrokerAccount
+from orders.models import OPEN_STATUSES, Order
+from orders.services import reconcile_open_orders, reconcile_orders, resume_interrupted_runs
+
+
+class Command(BaseCommand):
+    help = "Reconcile open orders with the broker's daily orders, then resume interrupted runs."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--date", type=dt.date.fromisoformat, default=None,
+                            help="only this trading date (default: every date with open orders)")
+
+    def handle(self, *args, date, **options):
+        if isinstance(date, str):
+            date = dt.date.fromisoformat(date)
+        if date is None:
+            results = reconcile_open_orders()
+        else:
+            results = {}
+            ids = Order.objects.filter(trading_date=date, status__in=OPEN_STATUSES).values_list(
+                "broker_account_id", flat=True).distinct()
+            for account in BrokerAccount.objects.filter(pk__in=set(ids)):
+                results[account.pk] = reconcile_orders(account, date)
+        for account_id, summary in results.items():
+            self.stdout.write(
+                f"account {account_id}: checked {summary.checked}, unknown matched {summary.matched_unknown}, "
+                f"fills {summary.fills_recorded}, unresolved {summary.unresolved}, "
+                f"external {len(summary.external_orders)}"
+            )
+        for run in resume_interrupted_runs():
+            self.stdout.write(f"resumed run {run.pk}: {run.status} {run.reason}".rstrip())

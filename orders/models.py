@@ -1,0 +1,174 @@
+"""Weekly runs, orders and fills of the auto-trader.
+
+Correctness comes from these rows, not from Celery delivery:
+- one `WeeklyRun` per (config, week, job, trading date) (a unique constraint), claimed with a
+  conditional UPDATE so a duplicated or retried task never runs a job twice;
+- one `Order` per intent, with a deterministic unique `client_order_id`, committed (status pending)
+  before the request leaves;
+- one `Fill` per increment of an order's filled quantity (unique per order and cumulative quantity),
+  so a repeated poll never applies a fill twice. Positions are derived from fills (`selectors`).
+"""
+
+from __future__ import annotations
+
+from django.db import models
+from django.utils.translation import gettext_lazy as _
+
+from accounts.models import BrokerAccount
+from strategies.models import StrategyConfig
+
+
+class Job(models.TextChoices):
+    ENTRY = "entry", _("entry")
+    CHECK = "check", _("check")
+    EXIT = "exit", _("exit")
+
+
+class WeeklyRunStatus(models.TextChoices):
+    PENDING = "pending", _("pending")
+    RUNNING = "running", _("running")
+    COMPLETE = "complete", _("complete")
+    SKIPPED = "skipped", _("skipped")
+    FAILED = "failed", _("failed")
+    BLOCKED = "blocked", _("blocked")
+
+
+class WeeklyRun(models.Model):
+    config = models.ForeignKey(StrategyConfig, on_delete=models.CASCADE, related_name="weekly_runs")
+    iso_week = models.CharField(_("ISO week"), max_length=8)  # "2026-W48"
+    week_start = models.DateField(_("week start (Monday)"))
+    job = models.CharField(_("job"), max_length=5, choices=Job.choices)
+    trading_date = models.DateField(_("trading date"))
+    status = models.CharField(
+        _("status"), max_length=8, choices=WeeklyRunStatus.choices, default=WeeklyRunStatus.PENDING
+    )
+    reason = models.TextField(_("reason"), blank=True, default="")
+    planned = models.BooleanField(_("orders planned"), default=False)  # intents written; never re-planned
+    plan = models.JSONField(_("plan"), default=dict, blank=True)  # candidates/sizing, for the record
+    attempts = models.PositiveSmallIntegerField(_("attempts"), default=0)
+    created_at = models.DateTimeField(_("created"), auto_now_add=True)
+    started_at = models.DateTimeField(_("started"), null=True, blank=True)
+    finished_at = models.DateTimeField(_("finished"), null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("weekly run")
+        verbose_name_plural = _("weekly runs")
+        ordering = ["-trading_date", "config_id", "job"]
+        constraints = [
+            models.UniqueConstraint(fields=["config", "week_start", "job", "trading_date"], name="weekly_run_unique"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.config_id} {self.iso_week} {self.job} {self.trading_date} {self.status}"
+
+
+class OrderSide(models.TextChoices):
+    BUY = "buy", _("buy")
+    SELL = "sell", _("sell")
+
+
+class OrderType(models.TextChoices):
+    LIMIT = "00", _("limit")
+    MARKET = "01", _("market")
+
+
+class OrderStatus(models.TextChoices):
+    PENDING = "pending", _("pending")  # intent stored, not (known to be) sent
+    SUBMITTED = "submitted", _("submitted")  # the broker answered with an order number
+    ACCEPTED = "accepted", _("accepted")  # seen in the broker's daily orders, nothing filled yet
+    PARTIALLY_FILLED = "partially_filled", _("partially filled")
+    FILLED = "filled", _("filled")
+    REJECTED = "rejected", _("rejected")
+    CANCELLED = "cancelled", _("cancelled")
+    UNKNOWN = "unknown", _("unknown")  # sent, answer lost: resolved only by reconciliation
+
+
+OPEN_STATUSES = (
+    OrderStatus.PENDING, OrderStatus.SUBMITTED, OrderStatus.ACCEPTED, OrderStatus.PARTIALLY_FILLED,
+    OrderStatus.UNKNOWN,
+)
+TERMINAL_STATUSES = (OrderStatus.FILLED, OrderStatus.REJECTED, OrderStatus.CANCELLED)
+
+
+class OrderReason(models.TextChoices):
+    ENTRY = "entry", _("entry")
+    STOP_LOSS = "stop_loss", _("stop loss")
+    TAKE_PROFIT = "take_profit", _("take profit")
+    SIGNAL = "signal", _("sell signal")
+    WEEK_END = "week_end", _("week end")
+    MANUAL = "manual", _("manual")
+
+
+class Order(models.Model):
+    run = models.ForeignKey(WeeklyRun, on_delete=models.PROTECT, null=True, blank=True, related_name="orders")
+    config = models.ForeignKey(
+        StrategyConfig, on_delete=models.PROTECT, null=True, blank=True, related_name="orders"
+    )
+    broker_account = models.ForeignKey(BrokerAccount, on_delete=models.PROTECT, related_name="orders")
+    client_order_id = models.CharField(_("client order id"), max_length=64, unique=True)
+    trading_date = models.DateField(_("trading date"))
+    code = models.CharField(_("code"), max_length=12)
+    side = models.CharField(_("side"), max_length=4, choices=OrderSide.choices)
+    order_type = models.CharField(_("order type"), max_length=2, choices=OrderType.choices,
+                                  default=OrderType.MARKET)
+    quantity = models.PositiveIntegerField(_("quantity"))
+    price = models.BigIntegerField(_("limit price"), default=0)  # 0 for market orders
+    reference_price = models.BigIntegerField(_("reference price"), default=0)  # the price used for sizing
+    status = models.CharField(_("status"), max_length=16, choices=OrderStatus.choices, default=OrderStatus.PENDING)
+    reason = models.CharField(_("reason"), max_length=12, choices=OrderReason.choices)
+    broker_order_no = models.CharField(_("broker order no"), max_length=20, blank=True, default="")
+    broker_org_no = models.CharField(_("broker org no"), max_length=10, blank=True, default="")
+    filled_quantity = models.PositiveIntegerField(_("filled quantity"), default=0)
+    filled_amount = models.BigIntegerField(_("filled amount (KRW)"), default=0)
+    average_fill_price = models.BigIntegerField(_("average fill price (KRW)"), default=0)
+    error_message = models.TextField(_("message"), blank=True, default="")
+    raw_response = models.JSONField(_("broker answer"), null=True, blank=True)
+    send_attempts = models.PositiveSmallIntegerField(_("send attempts"), default=0)
+    intent_at = models.DateTimeField(_("intent time"))
+    sent_at = models.DateTimeField(_("sent"), null=True, blank=True)
+    created_at = models.DateTimeField(_("created"), auto_now_add=True)
+    updated_at = models.DateTimeField(_("updated"), auto_now=True)
+
+    class Meta:
+        verbose_name = _("order")
+        verbose_name_plural = _("orders")
+        ordering = ["-trading_date", "-pk"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["broker_account", "trading_date", "broker_order_no"], name="order_unique_broker_no",
+                condition=~models.Q(broker_order_no=""),
+            ),
+        ]
+        indexes = [models.Index(fields=["broker_account", "trading_date", "status"])]
+
+    def __str__(self) -> str:
+        return f"{self.client_order_id} {self.status}"
+
+    @property
+    def is_open(self) -> bool:
+        return self.status in OPEN_STATUSES
+
+
+class Fill(models.Model):
+    """One increment of an order's filled quantity, as seen by reconciliation."""
+
+    order = models.ForeignKey(Order, on_delete=models.CASCADE, related_name="fills")
+    cumulative_quantity = models.PositiveIntegerField(_("filled so far"))  # fill identity within the order
+    quantity = models.PositiveIntegerField(_("quantity"))
+    price = models.BigIntegerField(_("price (KRW)"))
+    amount = models.BigIntegerField(_("amount (KRW)"))
+    commission = models.BigIntegerField(_("commission (KRW)"), default=0)
+    tax = models.BigIntegerField(_("tax (KRW)"), default=0)
+    filled_at = models.DateTimeField(_("filled"))
+    created_at = models.DateTimeField(_("recorded"), auto_now_add=True)
+
+    class Meta:
+        verbose_name = _("fill")
+        verbose_name_plural = _("fills")
+        ordering = ["filled_at", "pk"]
+        constraints = [
+            models.UniqueConstraint(fields=["order", "cumulative_quantity"], name="fill_unique_identity"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.order_id} {self.quantity}@{self.price}"

@@ -1,0 +1,59 @@
+"""Read-side of the orders app: positions are derived from fills (no stored position table)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+from django.db.models import F, Sum
+
+from .models import OPEN_STATUSES, Fill, Order, OrderSide
+
+
+@dataclass(frozen=True)
+class Position:
+    code: str
+    quantity: int
+    cost: int  # KRW paid for the shares still held (buy amounts, without commission)
+    opened_on: dt.date  # trading date of the first buy since the position was last flat
+
+    @property
+    def average_price(self) -> float:
+        return self.cost / self.quantity if self.quantity else 0.0
+
+
+def positions_for(config=None, *, account=None) -> dict[str, Position]:
+    """Open positions of a strategy config (or of a broker account), from its fills in order."""
+    fills = Fill.objects.select_related("order").order_by("filled_at", "pk")
+    if config is not None:
+        fills = fills.filter(order__config=config)
+    if account is not None:
+        fills = fills.filter(order__broker_account=account)
+    state: dict[str, list] = {}  # code -> [quantity, cost, opened_on]
+    for fill in fills:
+        code = fill.order.code
+        quantity, cost, opened_on = state.get(code, [0, 0, None])
+        if fill.order.side == OrderSide.BUY:
+            if quantity == 0:
+                opened_on = fill.order.trading_date
+            quantity, cost = quantity + fill.quantity, cost + fill.amount
+        else:
+            sold = min(fill.quantity, quantity)
+            cost -= cost * sold // quantity if quantity else 0
+            quantity -= sold
+            if quantity == 0:
+                cost, opened_on = 0, None
+        state[code] = [quantity, cost, opened_on]
+    return {
+        code: Position(code, quantity, cost, opened_on)
+        for code, (quantity, cost, opened_on) in sorted(state.items()) if quantity > 0
+    }
+
+
+def open_order_quantities(config, side: str) -> dict[str, int]:
+    """Per code, the not-yet-filled quantity of the config's open orders on one side."""
+    rows = (
+        Order.objects.filter(config=config, side=side, status__in=OPEN_STATUSES)
+        .values("code").annotate(left=Sum(F("quantity") - F("filled_quantity")))
+    )
+    return {row["code"]: int(row["left"] or 0) for row in rows}

@@ -1,0 +1,49 @@
+"""Celery tasks of the orders app: thin triggers. Correctness lives in the database (unique
+WeeklyRun/Order keys, the claim of a run), so a duplicated or late delivery is harmless."""
+
+from __future__ import annotations
+
+import logging
+
+from celery import shared_task
+from django.utils import timezone
+
+from market.krx import SEOUL, is_trading_day
+from orders import services
+
+logger = logging.getLogger(__name__)
+
+
+def _each_config(job) -> dict:
+    now = timezone.now()
+    today = now.astimezone(SEOUL).date()
+    results = {}
+    if not is_trading_day(today):
+        return {"skipped": f"{today} is not a KRX trading day"}
+    for config in services.active_configs():
+        try:
+            result = job(config, today, now)
+        except Exception:  # one config's failure never stops the others
+            logger.exception("weekly job for config %s failed", config.pk)
+            results[config.pk] = "error"
+            continue
+        results[config.pk] = result.run.status if result and result.run else "not today"
+    return results
+
+
+@shared_task(name="orders.weekly_entry")
+def weekly_entry() -> dict:
+    """Only acts on the week's first trading day (place_weekly_buys returns None otherwise)."""
+    return _each_config(services.place_weekly_buys)
+
+
+@shared_task(name="orders.exit_checks")
+def exit_checks() -> dict:
+    return _each_config(services.run_exit_checks)
+
+
+@shared_task(name="orders.reconcile")
+def reconcile() -> dict:
+    summaries = services.reconcile_open_orders()
+    resumed = services.resume_interrupted_runs()
+    return {"accounts": len(summaries), "resumed": [run.pk for run in resumed]}
