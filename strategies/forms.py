@@ -24,7 +24,9 @@ def field_for(parameter: Parameter, initial) -> forms.Field:
     common = {"label": parameter.label or parameter.name, "help_text": parameter.help, "initial": initial}
     if parameter.type == "choice":
         return forms.ChoiceField(choices=[(c, c) for c in parameter.choices], **common)
-    widget_attrs = {"step": parameter.step or ("1" if parameter.type == "int" else "any")}
+    # Floats take any value within the bounds: browsers count `step` from `min`, so a declared step
+    # (a UI hint) would make them refuse valid values such as the default take-profit 0.11.
+    widget_attrs = {"step": "1" if parameter.type == "int" else "any"}
     if parameter.min is not None:
         widget_attrs["min"] = parameter.min
     if parameter.max is not None:
@@ -58,6 +60,9 @@ class StrategyConfigForm(forms.ModelForm):
             self.strategy_class = None
             return
         self.fields["strategy_key"].initial = key
+        if not self.instance.strategy_key:
+            # A new config: select the strategy whose parameter fields are shown.
+            self.initial["strategy_key"] = key
         stored = self.instance.params if self.instance.strategy_key == key else {}
         for parameter in self.strategy_class.parameter_specs():
             initial = stored.get(parameter.name, parameter.default)

@@ -6,4 +6,16 @@ app_name = "strategies"
 
 urlpatterns = [
     path("", views.index, name="index"),
+    path("new/", views.config_create, name="config_create"),
+    path("<int:pk>/", views.config_edit, name="config_edit"),
+    path("<int:pk>/active/", views.config_active, name="config_active"),
+    path("<int:pk>/delete/", views.config_delete, name="config_delete"),
+    path("params/", views.param_fields, name="param_fields"),
+    path("backtests/", views.backtests, name="backtests"),
+    path("backtests/compare/", views.compare, name="compare"),
+    path("backtests/<int:pk>/", views.run_detail, name="run_detail"),
+    path("backtests/<int:pk>/status/", views.run_status, name="run_status"),
+    path("sweeps/new/", views.sweep_create, name="sweep_create"),
+    path("sweeps/<int:pk>/", views.sweep_detail, name="sweep_detail"),
+    path("sweeps/<int:pk>/results/", views.sweep_results, name="sweep_results"),
 ]

@@ -15,6 +15,7 @@ from market.api import (
     InstrumentQuoteView,
     PricesView,
 )
+from strategies.api import BacktestRunViewSet, StrategyConfigViewSet, StrategyListView
 
 from . import views
 
@@ -26,6 +27,8 @@ class LoginThrottledTokenObtainPairView(TokenObtainPairView):
 
 router = DefaultRouter()
 router.register("broker-accounts", BrokerAccountViewSet, basename="broker-account")
+router.register("strategy-configs", StrategyConfigViewSet, basename="strategy-config")
+router.register("backtests", BacktestRunViewSet, basename="backtest")
 
 api_patterns = [
     path("token/", LoginThrottledTokenObtainPairView.as_view(), name="token_obtain_pair"),
@@ -38,6 +41,7 @@ api_patterns = [
     path("instruments/<str:code>/bars/", InstrumentBarsView.as_view(), name="instrument-bars"),
     path("instruments/<str:code>/quote/", InstrumentQuoteView.as_view(), name="instrument-quote"),
     path("instruments/<str:code>/analysis/", InstrumentAnalysisView.as_view(), name="instrument-analysis"),
+    path("strategies/", StrategyListView.as_view(), name="strategy-list"),
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
     path("docs/", SpectacularSwaggerView.as_view(url_name="api:schema"), name="swagger"),
     path("redoc/", SpectacularRedocView.as_view(url_name="api:schema"), name="redoc"),

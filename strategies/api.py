@@ -1,0 +1,298 @@
+"""Strategies API: the strategy registry, the user's strategy configs, backtest runs.
+
+Everything is scoped to the requesting user: another user's config or run answers 404. Parameters
+are validated by the strategy's own declarations; a bad one answers 400 with one Korean message per
+parameter: ``{"params": {"window": ["'기간'(window) 값은 2 이상 250 이하이어야 합니다 (입력값: 1)"]}}``.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from django.urls import reverse
+from django.utils.translation import gettext as _
+from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
+from rest_framework import mixins, serializers, status, viewsets
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from accounts.models import BrokerAccount
+from accounts.selectors import broker_accounts_for
+from strategies.library import all_strategies, get_strategy
+from strategies.library.base import ParameterError
+
+from . import selectors
+from .models import BacktestRun, StrategyConfig, UniverseMode
+from .services import BacktestInputError, create_backtest_run, normalise_codes, universe_for
+from .tasks import start_backtest
+
+MAX_CODES = 3000
+
+
+def _strategy_class(key: str):
+    try:
+        return get_strategy(key)
+    except KeyError as error:
+        raise serializers.ValidationError({"strategy_key": [str(error)]}) from None
+
+
+def _validated_params(strategy_class, params) -> dict:
+    if not isinstance(params, dict):
+        raise serializers.ValidationError({"params": [_("Parameters must be an object of name: value.")]})
+    try:
+        return strategy_class.validate_params(params)
+    except ParameterError as error:
+        raise serializers.ValidationError({"params": {name: [message] for name, message in error.errors.items()}}) from None
+
+
+# --------------------------------------------------------------------------------------- registry
+
+
+class ParameterSpecSerializer(serializers.Serializer):
+    name = serializers.CharField()
+    type = serializers.ChoiceField(choices=["int", "float", "choice"])
+    default = serializers.JSONField()
+    min = serializers.FloatField(allow_null=True)
+    max = serializers.FloatField(allow_null=True)
+    label = serializers.CharField(help_text="Korean label")
+    help = serializers.CharField(help_text="Korean help text")
+    choices = serializers.ListField(child=serializers.CharField())
+    step = serializers.FloatField(allow_null=True, help_text="UI hint")
+
+
+class StrategySerializer(serializers.Serializer):
+    key = serializers.CharField()
+    name = serializers.CharField(help_text="Korean name")
+    description = serializers.CharField(help_text="Korean description")
+    needs_ohlc = serializers.BooleanField()
+    cross_sectional = serializers.BooleanField()
+    parameters = ParameterSpecSerializer(many=True)
+
+
+class StrategyListView(APIView):
+    """`GET /api/strategies/`: every registered strategy with its declared parameters."""
+
+    @extend_schema(tags=["strategies"], operation_id="strategies_list", responses={200: StrategySerializer(many=True)})
+    def get(self, request):
+        return Response([cls.describe() for cls in all_strategies().values()])
+
+
+# --------------------------------------------------------------------------------- strategy configs
+
+
+class StrategyConfigSerializer(serializers.ModelSerializer):
+    strategy_key = serializers.CharField(max_length=40, help_text="a key from GET /api/strategies/")
+    params = serializers.DictField(
+        required=False, help_text="parameter name → value; missing parameters take their defaults"
+    )
+    broker_account = serializers.PrimaryKeyRelatedField(
+        queryset=BrokerAccount.objects.none(), required=False, allow_null=True, help_text="one of your broker accounts"
+    )
+
+    class Meta:
+        model = StrategyConfig
+        fields = [
+            "id", "name", "strategy_key", "params", "universe_mode", "universe_codes", "universe_top_n",
+            "max_positions", "cash_per_week", "is_active", "broker_account", "created_at", "updated_at",
+        ]
+        read_only_fields = ["id", "created_at", "updated_at"]
+        extra_kwargs = {"max_positions": {"min_value": 1}, "cash_per_week": {"min_value": 0}, "universe_top_n": {"min_value": 1}}
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        request = self.context.get("request")
+        if request is not None and request.user.is_authenticated and "broker_account" in self.fields:
+            self.fields["broker_account"].queryset = broker_accounts_for(request.user).filter(owner=request.user)
+
+    def validate(self, attrs):
+        instance = self.instance
+        key = attrs.get("strategy_key", instance.strategy_key if instance else None)
+        strategy_class = _strategy_class(key)
+        if "params" in attrs:
+            params = attrs["params"]
+        else:
+            params = instance.params if instance is not None and instance.strategy_key == key else {}
+        attrs["params"] = _validated_params(strategy_class, params)
+        mode = attrs.get("universe_mode", instance.universe_mode if instance else UniverseMode.TOP_TRADED)
+        codes = attrs.get("universe_codes", instance.universe_codes if instance else "")
+        if mode == UniverseMode.CODES and not (codes or "").strip():
+            raise serializers.ValidationError(
+                {"universe_codes": [_("List at least one code, or choose the top-N universe.")]}
+            )
+        name = attrs.get("name", instance.name if instance else None)
+        request = self.context["request"]
+        taken = selectors.configs_for(request.user).filter(name=name)
+        if instance is not None:
+            taken = taken.exclude(pk=instance.pk)
+        if taken.exists():
+            raise serializers.ValidationError({"name": [_("You already have a strategy with this name.")]})
+        return attrs
+
+
+@extend_schema_view(
+    list=extend_schema(tags=["strategies"]),
+    retrieve=extend_schema(tags=["strategies"]),
+    create=extend_schema(tags=["strategies"]),
+    update=extend_schema(tags=["strategies"]),
+    partial_update=extend_schema(tags=["strategies"]),
+    destroy=extend_schema(tags=["strategies"]),
+)
+class StrategyConfigViewSet(viewsets.ModelViewSet):
+    """Your strategy configurations. Other users' configs answer 404, as if they did not exist."""
+
+    serializer_class = StrategyConfigSerializer
+
+    def get_queryset(self):
+        return selectors.configs_for(self.request.user)
+
+    def perform_create(self, serializer):
+        serializer.save(owner=self.request.user)
+
+
+# ------------------------------------------------------------------------------------------- backtests
+
+
+class BacktestRunSummarySerializer(serializers.ModelSerializer):
+    class Meta:
+        model = BacktestRun
+        fields = [
+            "id", "status", "progress", "error", "strategy_key", "params", "codes", "start", "end", "initial_cash",
+            "max_positions", "commission", "tax", "slippage_ticks", "config", "sweep", "metrics", "created_at",
+            "finished_at",
+        ]
+        read_only_fields = fields
+
+
+class TradeSerializer(serializers.Serializer):
+    code = serializers.CharField()
+    market = serializers.CharField()
+    entry_date = serializers.DateField()
+    entry_price = serializers.IntegerField()
+    exit_date = serializers.DateField()
+    exit_price = serializers.IntegerField()
+    shares = serializers.IntegerField()
+    fees = serializers.IntegerField(help_text="commission, both sides, KRW")
+    tax = serializers.IntegerField(help_text="securities-transaction tax on the sell, KRW")
+    reason = serializers.ChoiceField(choices=["stop_loss", "take_profit", "signal", "week_end"])
+    pnl = serializers.IntegerField(help_text="profit after costs, KRW")
+
+
+# `return` is a Python keyword, so the field is added to the declared fields by hand.
+TradeSerializer._declared_fields["return"] = serializers.FloatField(help_text="pnl / cost")
+
+
+class BacktestRunSerializer(BacktestRunSummarySerializer):
+    trades = TradeSerializer(many=True, read_only=True, allow_null=True)
+    equity = serializers.ListField(
+        child=serializers.ListField(child=serializers.JSONField(), min_length=2, max_length=2),
+        read_only=True, allow_null=True, help_text="[date, equity in KRW] per trading day",
+    )
+
+    class Meta(BacktestRunSummarySerializer.Meta):
+        fields = [*BacktestRunSummarySerializer.Meta.fields, "benchmark", "trades", "equity"]
+        read_only_fields = fields
+
+
+class BacktestCreateSerializer(serializers.Serializer):
+    strategy_key = serializers.CharField(max_length=40, default="mean_reversion")
+    params = serializers.DictField(required=False, default=dict)
+    codes = serializers.ListField(
+        child=serializers.CharField(max_length=12), required=False, max_length=MAX_CODES,
+        help_text="6-digit codes; or leave out and give `config` to use its universe",
+    )
+    config = serializers.PrimaryKeyRelatedField(
+        queryset=StrategyConfig.objects.none(), required=False, allow_null=True,
+        help_text="one of your strategy configs: its universe is used when `codes` is empty",
+    )
+    start = serializers.DateField()
+    end = serializers.DateField()
+    initial_cash = serializers.IntegerField(min_value=100_000, max_value=1_000_000_000_000, default=10_000_000)
+    max_positions = serializers.IntegerField(min_value=1, max_value=200, default=10)
+    commission = serializers.DecimalField(
+        max_digits=10, decimal_places=8, min_value=0, max_value=Decimal("0.05"), required=False, allow_null=True,
+        help_text="overrides the KRX fee table for the run",
+    )
+    tax = serializers.DecimalField(
+        max_digits=10, decimal_places=8, min_value=0, max_value=Decimal("0.05"), required=False, allow_null=True,
+        help_text="overrides the dated tax table for the run",
+    )
+    slippage_ticks = serializers.IntegerField(min_value=0, max_value=50, default=0)
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        request = self.context.get("request")
+        if request is not None:
+            self.fields["config"].queryset = selectors.configs_for(request.user)
+
+    def validate(self, attrs):
+        strategy_class = _strategy_class(attrs["strategy_key"])
+        attrs["params"] = _validated_params(strategy_class, attrs.get("params") or {})
+        if attrs["start"] >= attrs["end"]:
+            raise serializers.ValidationError({"end": [_("The end must be after the start.")]})
+        codes = normalise_codes(attrs.get("codes") or [])
+        config = attrs.get("config")
+        if codes:
+            unknown = selectors.unknown_codes(codes)
+            if unknown:
+                raise serializers.ValidationError(
+                    {"codes": [_("Unknown codes: %(codes)s") % {"codes": ", ".join(unknown[:20])}]}
+                )
+        elif config is not None:
+            codes = universe_for(config, attrs["end"])
+            if not codes:
+                raise serializers.ValidationError(
+                    {"config": [_("This strategy's universe has no stocks with bars in the period.")]}
+                )
+        else:
+            raise serializers.ValidationError({"codes": [_("List at least one code, or choose a strategy's universe.")]})
+        attrs["codes"] = codes
+        return attrs
+
+
+class ApiErrorSerializer(serializers.Serializer):
+    detail = serializers.CharField()
+
+
+@extend_schema_view(
+    list=extend_schema(tags=["backtests"], responses={200: BacktestRunSummarySerializer(many=True)}),
+    retrieve=extend_schema(tags=["backtests"], responses={200: BacktestRunSerializer, 404: ApiErrorSerializer}),
+)
+class BacktestRunViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+    """Your backtest runs: status and progress while they run; metrics, trades and equity when done."""
+
+    def get_queryset(self):
+        queryset = selectors.runs_for(self.request.user)
+        return queryset.defer("trades", "equity", "benchmark") if self.action == "list" else queryset
+
+    def get_serializer_class(self):
+        if self.action == "list":
+            return BacktestRunSummarySerializer
+        if self.action == "create":
+            return BacktestCreateSerializer
+        return BacktestRunSerializer
+
+    @extend_schema(
+        tags=["backtests"],
+        request=BacktestCreateSerializer,
+        responses={
+            201: OpenApiResponse(BacktestRunSerializer, description="the run, handed to the workers"),
+            400: OpenApiResponse(description="per-field messages, e.g. {\"params\": {\"window\": [\"...\"]}}"),
+        },
+    )
+    def create(self, request):
+        """Create a backtest run and start it on the workers; poll `GET /api/backtests/{id}/` for its progress."""
+        form = BacktestCreateSerializer(data=request.data, context={"request": request})
+        form.is_valid(raise_exception=True)
+        data = dict(form.validated_data)
+        try:
+            run = create_backtest_run(request.user, **data)
+        except ParameterError as error:
+            raise serializers.ValidationError({"params": {k: [v] for k, v in error.errors.items()}}) from None
+        except BacktestInputError as error:
+            raise serializers.ValidationError({"detail": [str(error)]}) from None
+        start_backtest(run)
+        run.refresh_from_db()
+        return Response(
+            BacktestRunSerializer(run).data, status=status.HTTP_201_CREATED,
+            headers={"Location": reverse("api:backtest-detail", args=[run.pk])},
+        )
