@@ -40,3 +40,13 @@ def test_setup_demo_analyses_recent_weeks():
 
     run()
     assert WeeklyAnalysis.objects.values("week_start").distinct().count() == 8
+
+
+def test_setup_demo_creates_one_active_paper_strategy():
+    from strategies.models import StrategyConfig
+
+    run()
+    run()
+    config = StrategyConfig.objects.get()
+    assert config.is_active and config.strategy_key == "mean_reversion"
+    assert config.broker_account.mode == "paper" and config.owner.username == "demo"

@@ -1,5 +1,8 @@
 """Everything the run command needs on a fresh database: the demo login with its paper account, the
-synthetic demo market, and one demo order filled by the paper broker. Idempotent."""
+synthetic demo market with its weekly analysis, one demo order filled by the paper broker, and an
+active mean-reversion strategy on the paper account that the scheduler trades. Idempotent.
+
+It lives in the orders app because it touches every app to its left."""
 
 from __future__ import annotations
 
@@ -14,6 +17,8 @@ from market.brokers.paper import PaperBroker
 from market.demo_market import store_demo_market
 from market.krx import SEOUL
 from market.models import DailyBar, PaperOrder, WeeklyAnalysis
+from strategies.library import get_strategy
+from strategies.models import StrategyConfig, UniverseMode
 
 DEMO_USERNAME = "demo"
 DEMO_PASSWORD = "demo-trader-2026"
@@ -49,4 +54,14 @@ class Command(BaseCommand):
             placed_at = dt.datetime.combine(last_day, dt.time(9, 5), tzinfo=SEOUL)
             PaperBroker(account, clock=lambda: placed_at).place_order("buy", *DEMO_ORDER, order_type="01")
             self.stdout.write(f"demo order: bought {DEMO_ORDER[1]} × {DEMO_ORDER[0]} on {last_day.isoformat()}")
+        strategy, strategy_created = StrategyConfig.objects.get_or_create(
+            owner=user, name="평균회귀 데모",
+            defaults={
+                "strategy_key": "mean_reversion", "params": get_strategy("mean_reversion").defaults(), "universe_mode": UniverseMode.TOP_TRADED,
+                "universe_top_n": 20, "max_positions": 5, "cash_per_week": 10_000_000, "is_active": True,
+                "broker_account": account,
+            },
+        )
+        if strategy_created:
+            self.stdout.write(f"demo strategy: {strategy.name} (active, paper account, top 20 by traded value)")
         self.stdout.write(f"demo login: {user.username} / {password} ({'created' if created else 'exists'})")
