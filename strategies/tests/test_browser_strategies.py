@@ -34,6 +34,7 @@ def log_in_as_demo(page, live_server):
 def test_create_and_activate_a_strategy(page, live_server):
     call_command("setup_demo", symbols=3, years=1, stdout=io.StringIO())
     log_in_as_demo(page, live_server)
+    StrategyConfig.objects.all().delete()  # setup_demo's demo strategy; start from the empty page
     page.get_by_role("link", name="전략", exact=True).click()
     expect(page.locator("#no-configs")).to_contain_text("아직 전략이 없습니다")
     page.get_by_role("link", name="새 전략").click()
@@ -68,7 +69,7 @@ def test_run_a_mean_reversion_backtest_from_the_page(page, live_server):
     call_command("setup_demo", symbols=4, years=3, stdout=io.StringIO())
     log_in_as_demo(page, live_server)
     page.get_by_role("link", name="전략", exact=True).click()
-    page.get_by_role("link", name="백테스트", exact=True).click()
+    page.get_by_role("link", name="백테스트", exact=True).first.click()
     expect(page.locator("h1")).to_have_text("백테스트")
     expect(page.locator("#no-runs")).to_be_visible()
 
