@@ -57,3 +57,18 @@ def open_order_quantities(config, side: str) -> dict[str, int]:
         .values("code").annotate(left=Sum(F("quantity") - F("filled_quantity")))
     )
     return {row["code"]: int(row["left"] or 0) for row in rows}
+
+
+def orders_page_for(user, limit: int = 50) -> dict:
+    """What the 주문 page shows: each of the user's strategies with its derived positions, the latest
+    weekly runs and the latest orders. Everything is scoped to the user."""
+    from strategies.models import StrategyConfig
+
+    from .models import WeeklyRun
+
+    configs = list(StrategyConfig.objects.filter(owner=user).select_related("broker_account").order_by("name"))
+    return {
+        "strategies": [(config, list(positions_for(config).values())) for config in configs],
+        "runs": WeeklyRun.objects.filter(config__owner=user).select_related("config").order_by("-trading_date", "-pk")[:20],
+        "orders": Order.objects.filter(broker_account__owner=user).select_related("config").order_by("-intent_at", "-pk")[:limit],
+    }
