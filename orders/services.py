@@ -11,7 +11,7 @@ Promises (see ../shared/guides/reliability.md §0–1):
 - Before sending, an order's `send_attempts` is incremented and committed. A pending order with
   attempts > 0 (the worker died around the send) is first looked for in the broker's daily
   orders; only when the broker shows no such order is it sent again, and at most once more
-  (`MAX_SEND_ATTEMPTS`).
+  (`MAX_SEND_ATTEMPTS`) — never for a real-money account (`MAX_SEND_ATTEMPTS_REAL`).
 - An unclear outcome (`KisOrderOutcomeUnknown`, or any unexpected error from `place_order`) makes
   the order `unknown`. It is never re-sent: reconciliation matches it to the broker's daily orders
   by (trading date, code, side, quantity, limit price, order time >= intent time), each broker row
@@ -80,6 +80,9 @@ logger = logging.getLogger(__name__)
 STALE_AFTER = dt.timedelta(minutes=10)  # a run `running` longer than this was interrupted
 UNKNOWN_GRACE = dt.timedelta(minutes=30)  # an unknown order unseen this long after its send was not accepted
 MAX_SEND_ATTEMPTS = 2  # the first send, plus one re-send when the broker shows no trace of the first
+# Real money: a claimed send with no answer is never sent again, even when the broker shows no trace
+# (a missed order is a smaller harm than a doubled one); the order stays unknown for reconciliation.
+MAX_SEND_ATTEMPTS_REAL = 1
 DEFAULT_ENTRY_CUTOFF = dt.time(13, 0)
 
 
@@ -311,10 +314,11 @@ def _send_order(order: Order, broker, now: dt.datetime, may_send: bool, why_not:
         Order.objects.filter(pk=order.pk, status=OrderStatus.PENDING).update(
             status=OrderStatus.CANCELLED, error_message=why_not)
         return
-    if order.send_attempts >= MAX_SEND_ATTEMPTS:
+    max_attempts = MAX_SEND_ATTEMPTS_REAL if order.broker_account.mode == BrokerMode.REAL else MAX_SEND_ATTEMPTS
+    if order.send_attempts >= max_attempts:
         Order.objects.filter(pk=order.pk, status=OrderStatus.PENDING).update(
             status=OrderStatus.UNKNOWN,
-            error_message="여러 번 전송을 시도했지만 결과를 확인하지 못했습니다. 주문·체결 내역을 확인하세요.")
+            error_message="주문을 보낸 뒤 결과를 확인하지 못해 다시 보내지 않았습니다. 주문·체결 내역을 확인하세요.")
         return
     claimed = Order.objects.filter(pk=order.pk, status=OrderStatus.PENDING, send_attempts=order.send_attempts).update(
         send_attempts=F("send_attempts") + 1, sent_at=now)

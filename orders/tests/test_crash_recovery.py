@@ -162,3 +162,27 @@ def test_kis_order_sent_once_and_recorded(fake_vts, kis_config):
     reconcile_orders(kis_config.broker_account, KIS_MONDAY)
     order.refresh_from_db()
     assert order.status == OrderStatus.FILLED
+
+
+def test_real_account_never_resends_a_claimed_order(config):
+    """A real-money order whose send was claimed but never answered (the worker died around the
+    request) is left unknown for reconciliation, never sent a second time."""
+    from accounts.models import BrokerMode
+    from orders.models import Order, OrderStatus
+    from orders.services import _send_order
+
+    class NoBroker:
+        def place_order(self, *args, **kwargs):
+            raise AssertionError("a real-money order must not be sent twice")
+
+    account = config.broker_account
+    account.mode = BrokerMode.REAL
+    account.save(update_fields=["mode"])
+    order = Order.objects.create(
+        config=config, broker_account=account, trading_date=MONDAY, code="005930", side="buy", order_type="01",
+        quantity=1, price=0, reference_price=70_000, reason="entry", client_order_id="c-real-1", intent_at=at(MONDAY, 9, 5),
+        send_attempts=1,
+    )
+    _send_order(order, NoBroker(), at(MONDAY, 9, 20), True, "")
+    order.refresh_from_db()
+    assert order.status == OrderStatus.UNKNOWN
