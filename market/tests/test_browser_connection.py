@@ -17,6 +17,7 @@ def test_demo_holding_appears_after_the_connection_test(page, live_server):
     page.fill("input[name=password]", "demo-trader-2026")
     page.locator("form button[type=submit]").last.click()
     page.get_by_role("link", name="계정", exact=True).click()
+    page.wait_for_load_state("load")  # HTMX (a deferred script) is wired up before we click
     page.get_by_role("button", name="연결 테스트").first.click()
     result = page.locator(".connection-result")
     expect(result).to_contain_text("연결 성공")

@@ -37,6 +37,7 @@ def test_search_with_the_keyboard_and_open_the_detail_page(page, live_server):
     log_in_as_demo(page, live_server)
     page.get_by_role("link", name="종목", exact=True).click()
     expect(page.locator("h1")).to_have_text("종목 검색")
+    page.wait_for_load_state("load")  # HTMX (a deferred script) is wired up before we type
 
     box = page.get_by_role("combobox", name="종목 검색")
     box.press_sequentially("삼성", delay=50)

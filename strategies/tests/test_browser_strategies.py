@@ -40,6 +40,7 @@ def test_create_and_activate_a_strategy(page, live_server):
     page.get_by_role("link", name="새 전략").click()
 
     expect(page.locator("#param-fields")).to_contain_text("Z 임계값")
+    page.wait_for_load_state("load")  # HTMX (a deferred script) is wired up before we change the select
     page.locator("select[name=strategy_key]").select_option("rsi")
     expect(page.locator("#param-fields")).to_contain_text("RSI 기간")  # swapped in by HTMX
     expect(page.locator("#param-fields")).not_to_contain_text("Z 임계값")
@@ -74,6 +75,7 @@ def test_run_a_mean_reversion_backtest_from_the_page(page, live_server):
     expect(page.locator("#no-runs")).to_be_visible()
 
     form = page.locator("#backtest-form")
+    page.wait_for_load_state("load")  # HTMX (a deferred script) is wired up before we change the select
     form.locator("select[name=strategy_key]").select_option("rsi")
     expect(form.locator("#param-fields")).to_contain_text("RSI 기간")
     form.locator("select[name=strategy_key]").select_option("mean_reversion")
