@@ -264,6 +264,8 @@ KIS_ACCOUNT = env("KIS_ACCOUNT", default="")
 KIS_ACCOUNT_PRODUCT_CODE = env("KIS_ACCOUNT_PRODUCT_CODE", default="01")
 KIS_URL_BASE = env("KIS_URL_BASE", default="https://openapivts.koreainvestment.com:29443")
 KIS_HTS_ID = env("KIS_HTS_ID", default="")
+# Where `import_instruments --download` fetches kospi_code.mst.zip and kosdaq_code.mst.zip.
+KIS_MASTER_BASE_URL = env("KIS_MASTER_BASE_URL", default="https://new.real.download.dws.co.kr/common/master")
 # simulated = KIS's 모의투자 host, real = the real host. Defaults from KIS_URL_BASE.
 KIS_MODE = env("KIS_MODE", default="simulated" if "openapivts" in KIS_URL_BASE else "real")
 if KIS_MODE not in ("simulated", "real"):

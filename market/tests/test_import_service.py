@@ -294,6 +294,42 @@ def test_import_instruments_command(tmp_path):
         run("import_instruments", "--master", str(tmp_path / "bad.mst"), "--market", "KOSPI")
 
 
+@pytest.fixture
+def master_host(tmp_path, settings):
+    """KIS's download host, played by a local HTTP server serving the zipped master files."""
+    import functools
+    import threading
+    import zipfile
+    from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+
+    served = tmp_path / "served"
+    served.mkdir()
+    for name, line in (("kospi_code.mst", kospi_line("005930", "KR7005930003", "삼성전자")),
+                       ("kosdaq_code.mst", kosdaq_line("247540", "KR7247540008", "에코프로비엠"))):
+        with zipfile.ZipFile(served / f"{name}.zip", "w") as archive:
+            archive.writestr(name, master_bytes([line]))
+    handler = functools.partial(SimpleHTTPRequestHandler, directory=str(served))
+    handler.log_message = lambda *args: None
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    settings.KIS_MASTER_BASE_URL = f"http://127.0.0.1:{server.server_address[1]}/"
+    yield served
+    server.shutdown()
+    server.server_close()
+
+
+def test_import_instruments_download(master_host):
+    out, _ = run("import_instruments", "--download")
+    assert "kospi_code.mst (KOSPI): 1 records, 1 new" in out and "kosdaq_code.mst (KOSDAQ): 1 records, 1 new" in out
+    assert dict(Instrument.objects.values_list("code", "name")) == {"005930": "삼성전자", "247540": "에코프로비엠"}
+
+
+def test_import_instruments_download_failure_is_clear(master_host):
+    (master_host / "kosdaq_code.mst.zip").write_bytes(b"not a zip")
+    with pytest.raises(CommandError, match="could not download .*kosdaq_code.mst.zip"):
+        run("import_instruments", "--download")
+
+
 # --------------------------------------------------------------------------------------- demo export
 
 
