@@ -333,37 +333,6 @@ def export_demo_csv(
     return DemoExport(target, len(bars), rows, window.first, window.last)
 
 
-MASTER_FILES = {"KOSPI": "kospi_code.mst", "KOSDAQ": "kosdaq_code.mst"}
-
-
-def download_master_files(base_url: str, folder: str | os.PathLike[str], *, timeout: float = 30.0) -> list[Path]:
-    """Download KIS's zipped stock master files (``<name>.mst.zip`` under ``base_url``) and unzip them
-    into ``folder``. Raises ValueError with the URL and the reason when a file cannot be fetched or is
-    not the expected zip."""
-    import io
-    import zipfile
-
-    import requests
-
-    target = Path(folder)
-    target.mkdir(parents=True, exist_ok=True)
-    paths = []
-    for name in MASTER_FILES.values():
-        url = f"{base_url.rstrip('/')}/{name}.zip"
-        try:
-            response = requests.get(url, timeout=timeout)
-            response.raise_for_status()
-            with zipfile.ZipFile(io.BytesIO(response.content)) as archive:
-                member = next((m for m in archive.namelist() if m.endswith(name)), None)
-                if member is None:
-                    raise ValueError(f"{name} is not in the archive")
-                (target / name).write_bytes(archive.read(member))
-        except (requests.RequestException, zipfile.BadZipFile, ValueError) as error:
-            raise ValueError(f"could not download {url}: {error}") from error
-        paths.append(target / name)
-    return paths
-
-
 # ---------------------------------------------------------------------------------------------
 # Bulk-load benchmark
 # ---------------------------------------------------------------------------------------------

@@ -7,7 +7,8 @@ import tempfile
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
-from market.import_service import download_master_files, import_instruments_from_master
+from market.import_service import import_instruments_from_master
+from market.kis.masters import MasterDownloadError, download_master_files
 
 
 class Command(BaseCommand):
@@ -30,7 +31,7 @@ class Command(BaseCommand):
             with tempfile.TemporaryDirectory() as folder:
                 try:
                     paths = download_master_files(settings.KIS_MASTER_BASE_URL, folder)
-                except ValueError as error:
+                except MasterDownloadError as error:
                     raise CommandError(str(error)) from error
                 self._import([str(path) for path in paths], market)
             return
