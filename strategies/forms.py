@@ -35,7 +35,34 @@ def field_for(parameter: Parameter, initial) -> forms.Field:
     return field_class(widget=forms.NumberInput(attrs=widget_attrs), **common)
 
 
-class StrategyConfigForm(forms.ModelForm):
+class ParameterFieldsMixin:
+    """For forms carrying one `param_<name>` field per declared parameter of `self.strategy_class`."""
+
+    strategy_class = None
+
+    def param_fields(self):
+        return [self[name] for name in self.fields if name.startswith(PARAM_PREFIX)]
+
+    def clean_parameters(self, cleaned: dict) -> dict:
+        """Each value through its declaration's clean(): types, bounds and the Korean messages."""
+        if self.strategy_class is None:
+            return cleaned
+        for parameter in self.strategy_class.parameter_specs():
+            name = PARAM_PREFIX + parameter.name
+            if name in cleaned:
+                try:
+                    cleaned[name] = parameter.clean(cleaned[name])
+                except ValueError as error:
+                    self.add_error(name, str(error))
+        return cleaned
+
+    def params(self) -> dict:
+        return {
+            name[len(PARAM_PREFIX):]: value for name, value in self.cleaned_data.items() if name.startswith(PARAM_PREFIX)
+        }
+
+
+class StrategyConfigForm(ParameterFieldsMixin, forms.ModelForm):
     """The strategy config with one field per declared parameter of the chosen strategy."""
 
     strategy_key = forms.ChoiceField(label=_("strategy"), choices=())
@@ -68,28 +95,11 @@ class StrategyConfigForm(forms.ModelForm):
             initial = stored.get(parameter.name, parameter.default)
             self.fields[PARAM_PREFIX + parameter.name] = field_for(parameter, initial)
 
-    def param_fields(self):
-        return [self[name] for name in self.fields if name.startswith(PARAM_PREFIX)]
-
     def clean(self):
-        cleaned = super().clean()
-        if self.strategy_class is None:
-            return cleaned
-        for parameter in self.strategy_class.parameter_specs():
-            name = PARAM_PREFIX + parameter.name
-            if name in cleaned:
-                try:
-                    cleaned[name] = parameter.clean(cleaned[name])
-                except ValueError as error:
-                    self.add_error(name, str(error))
+        cleaned = self.clean_parameters(super().clean())
         if cleaned.get("universe_mode") == "codes" and not (cleaned.get("universe_codes") or "").strip():
             self.add_error("universe_codes", _("List at least one code, or choose the top-N universe."))
         return cleaned
-
-    def params(self) -> dict:
-        return {
-            name[len(PARAM_PREFIX):]: value for name, value in self.cleaned_data.items() if name.startswith(PARAM_PREFIX)
-        }
 
     def _post_clean(self):
         super()._post_clean()

@@ -25,7 +25,7 @@ from strategies.library import get_strategy
 from strategies.library.base import ParameterError
 
 from . import selectors
-from .forms import PARAM_PREFIX, StrategyConfigForm, field_for, strategy_choices
+from .forms import PARAM_PREFIX, ParameterFieldsMixin, StrategyConfigForm, field_for, strategy_choices
 from .models import BacktestRun, RunStatus, StrategyConfig
 from .services import BacktestInputError, create_backtest_run, create_sweep, normalise_codes, universe_for
 from .tasks import start_backtest, start_sweep
@@ -77,7 +77,7 @@ class ConfigForm(StrategyConfigForm):
         return name
 
 
-class RunOptionsForm(forms.Form):
+class RunOptionsForm(ParameterFieldsMixin, forms.Form):
     """What a backtest runs on: strategy, universe (codes or a config's universe), period, sizing, costs."""
 
     kind = "backtest"
@@ -131,9 +131,6 @@ class RunOptionsForm(forms.Form):
     def parameter_field(self, parameter, initial) -> forms.Field:
         raise NotImplementedError
 
-    def param_fields(self):
-        return [self[name] for name in self.fields if name.startswith(PARAM_PREFIX)]
-
     def option_fields(self):
         return [self[name] for name in ("initial_cash", "max_positions")]
 
@@ -177,22 +174,7 @@ class BacktestForm(RunOptionsForm):
         return field_for(parameter, initial)
 
     def clean(self):
-        cleaned = super().clean()
-        if self.strategy_class is None:
-            return cleaned
-        for parameter in self.strategy_class.parameter_specs():
-            name = PARAM_PREFIX + parameter.name
-            if name in cleaned:
-                try:
-                    cleaned[name] = parameter.clean(cleaned[name])
-                except ValueError as error:
-                    self.add_error(name, str(error))
-        return cleaned
-
-    def params(self) -> dict:
-        return {
-            name[len(PARAM_PREFIX):]: value for name, value in self.cleaned_data.items() if name.startswith(PARAM_PREFIX)
-        }
+        return self.clean_parameters(super().clean())
 
 
 class SweepForm(RunOptionsForm):
