@@ -10,8 +10,8 @@ RUN apt-get update \
  && apt-get install -y --no-install-recommends default-libmysqlclient-dev pkg-config build-essential gettext \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /app
-COPY requirements.txt ./
-RUN pip install --no-cache-dir -r requirements.txt
+COPY requirements.txt requirements-mysql.txt ./
+RUN pip install --no-cache-dir -r requirements-mysql.txt
 COPY . .
 COPY --from=static-vendor /build/node_modules ./node_modules
 # collectstatic needs settings that import; these throwaway values never reach a running container.

@@ -11,6 +11,7 @@ Correctness comes from these rows, not from Celery delivery:
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.db import models
 from django.utils.translation import gettext_lazy as _
 
@@ -172,3 +173,118 @@ class Fill(models.Model):
 
     def __str__(self) -> str:
         return f"{self.order_id} {self.quantity}@{self.price}"
+
+
+class TradingControl(models.Model):
+    """The kill switch and the risk limits: one global row (`account` empty, scope "global") and at
+    most one row per broker account. A halted row blocks every new order in its scope (entries,
+    exits and manual orders alike); orders already sent are still reconciled. Empty limits fall
+    back to the settings (`ORDERS_MAX_ORDER_KRW`, `ORDERS_DAILY_LOSS_LIMIT_KRW`)."""
+
+    GLOBAL = "global"
+
+    scope = models.CharField(_("scope"), max_length=24, unique=True)  # "global" or "account-<pk>"
+    account = models.OneToOneField(
+        BrokerAccount, on_delete=models.CASCADE, null=True, blank=True, related_name="trading_control",
+        verbose_name=_("broker account"),
+    )
+    halted = models.BooleanField(_("trading halted (kill switch)"), default=False)
+    halt_reason = models.TextField(_("halt reason"), blank=True, default="")
+    halted_at = models.DateTimeField(_("halted at"), null=True, blank=True)
+    halted_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+",
+        verbose_name=_("halted by"),
+    )
+    max_order_krw = models.BigIntegerField(
+        _("max order amount (KRW)"), null=True, blank=True,
+        help_text=_("Largest amount of one order; empty uses the site default."),
+    )
+    daily_loss_limit_krw = models.BigIntegerField(
+        _("daily loss limit (KRW)"), null=True, blank=True,
+        help_text=_("New buys stop for the day once the day's realised loss reaches this; empty uses the site default."),
+    )
+    updated_at = models.DateTimeField(_("updated"), auto_now=True)
+
+    class Meta:
+        verbose_name = _("trading control")
+        verbose_name_plural = _("trading controls")
+        ordering = ["scope"]
+
+    def __str__(self) -> str:
+        return f"{self.scope} {'halted' if self.halted else 'on'}"
+
+    @staticmethod
+    def scope_for(account: BrokerAccount | None) -> str:
+        return TradingControl.GLOBAL if account is None else f"account-{account.pk}"
+
+
+class AlertKind(models.TextChoices):
+    POSITION_MISMATCH = "position_mismatch", _("positions differ from the broker")
+    ORDER_REJECTED = "order_rejected", _("order rejected")
+    ORDER_UNKNOWN = "order_unknown", _("order outcome unknown")
+    RECONCILE_FAILED = "reconcile_failed", _("reconciliation failed")
+    JOB_FAILED = "job_failed", _("job failed")
+    RISK_BLOCKED = "risk_blocked", _("order blocked by a risk check")
+    FILLED = "filled", _("order filled")
+
+
+class TradingAlert(models.Model):
+    """Something a person should see. An open alert with `blocks_entries` stops new buys of its
+    account until someone resolves it (admin or UI); the reason and who resolved it are kept."""
+
+    account = models.ForeignKey(
+        BrokerAccount, on_delete=models.CASCADE, null=True, blank=True, related_name="alerts",
+        verbose_name=_("broker account"),
+    )
+    kind = models.CharField(_("kind"), max_length=20, choices=AlertKind.choices)
+    key = models.CharField(_("key"), max_length=120, blank=True, default="")  # one open alert per (account, kind, key)
+    message = models.TextField(_("message"))
+    details = models.JSONField(_("details"), default=dict, blank=True)
+    blocks_entries = models.BooleanField(_("blocks new entries"), default=False)
+    created_at = models.DateTimeField(_("created"), auto_now_add=True)
+    notified_at = models.DateTimeField(_("notified"), null=True, blank=True)
+    resolved_at = models.DateTimeField(_("resolved"), null=True, blank=True)
+    resolved_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+",
+        verbose_name=_("resolved by"),
+    )
+    resolution_note = models.TextField(_("resolution note"), blank=True, default="")
+
+    class Meta:
+        verbose_name = _("trading alert")
+        verbose_name_plural = _("trading alerts")
+        ordering = ["-created_at", "-pk"]
+        indexes = [models.Index(fields=["account", "resolved_at"])]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()}: {self.message[:60]}"
+
+    @property
+    def is_open(self) -> bool:
+        return self.resolved_at is None
+
+
+class TradeLog(models.Model):
+    """The design's `trade_logs` table: one row per executed trade (a fill), written by reconciliation
+    in the same transaction as the fill, so it can neither be missed nor doubled."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="trade_logs",
+                             verbose_name=_("user"))
+    fill = models.OneToOneField(Fill, on_delete=models.CASCADE, related_name="trade_log", verbose_name=_("fill"))
+    symbol = models.CharField(_("symbol"), max_length=12)
+    side = models.CharField(_("side"), max_length=4, choices=OrderSide.choices)
+    quantity = models.PositiveIntegerField(_("quantity"))
+    price = models.BigIntegerField(_("price (KRW)"))
+    amount = models.BigIntegerField(_("amount (KRW)"))
+    commission = models.BigIntegerField(_("commission (KRW)"), default=0)
+    tax = models.BigIntegerField(_("tax (KRW)"), default=0)
+    reason = models.CharField(_("reason"), max_length=12, choices=OrderReason.choices)
+    timestamp = models.DateTimeField(_("executed"))
+
+    class Meta:
+        verbose_name = _("trade log")
+        verbose_name_plural = _("trade logs")
+        ordering = ["-timestamp", "-pk"]
+
+    def __str__(self) -> str:
+        return f"{self.timestamp:%Y-%m-%d} {self.side} {self.symbol} {self.quantity}@{self.price}"

@@ -6,8 +6,16 @@ VENV=${VENV:-.venv}
 
 say() { printf '\033[1m==> %s\033[0m\n' "$*"; }
 
-ensure_python_env() {  # $1: the requirements file to install
-  local requirements=$1 stamp="$VENV/.installed-$(basename "$1")" digest
+uses_mysql() {  # DATABASE_URL from the environment or .env names MySQL/MariaDB
+  case "${DATABASE_URL:-$(sed -n 's/^DATABASE_URL=//p' .env 2>/dev/null | tail -n 1)}" in
+    mysql*) return 0 ;;
+    *) return 1 ;;
+  esac
+}
+
+ensure_python_env() {  # $1: the requirements file to install (+ the MySQL driver when DATABASE_URL asks for it)
+  local requirements=$1 stamp digest
+  stamp="$VENV/.installed-$(basename "$requirements")"
   if [ ! -x "$VENV/bin/python" ]; then
     say "Creating the virtual environment in $VENV"
     "$PYTHON" -m venv "$VENV"
@@ -18,6 +26,10 @@ ensure_python_env() {  # $1: the requirements file to install
     say "Installing $requirements (a first install takes about a minute and a half)"
     "$VENV/bin/pip" install -q --disable-pip-version-check -r "$requirements"
     echo "$digest" > "$stamp"
+  fi
+  if uses_mysql && ! "$VENV/bin/python" -c 'import MySQLdb' 2>/dev/null; then
+    say "Installing the MySQL driver (requirements-mysql.txt; needs default-libmysqlclient-dev, pkg-config)"
+    "$VENV/bin/pip" install -q --disable-pip-version-check -r requirements-mysql.txt
   fi
 }
 
