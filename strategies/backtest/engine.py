@@ -11,7 +11,8 @@ Weekly rules (the vectorised engine, the reference engine and the live job follo
   row of the data index; no look-ahead), that have a bar on the entry day and are not already
   held; ranked by the strategy's score (higher first; mean reversion: z ascending), ties by column
   order (codes ascending); at most max_positions minus the positions still held (carried over, see
-  below). Equal split of the available cash: cash_i = cash // k for the k chosen;
+  below). Equal split of the available cash, capped by the config's cash per week when one is set
+  (the live config's ``cash_per_week``): cash_i = min(cash, cash_per_week) // k for the k chosen;
   shares = floor(cash_i / (open × (1 + commission))) in float64, lowered while shares × price +
   commission exceeds cash_i; a candidate with 0 shares is not bought. Bought at the entry day's
   open (plus the optional slippage in ticks; prices on tick).
@@ -47,10 +48,12 @@ import numpy as np
 
 from strategies.backtest.costs import fill_prices, floor_times_rate
 from strategies.backtest.data import MarketData
+from strategies.backtest.kernels import weekly_loop
 from strategies.backtest.result import BacktestConfig, BacktestResult, build_result, trading_rows, week_starts
 
 STOP_LOSS, TAKE_PROFIT, SIGNAL, WEEK_END = range(4)
 _EMPTY_I = np.zeros(0, dtype=np.int64)
+_SAFE = 2**62  # integer products below this cannot overflow int64
 
 
 def run_vectorised(strategy: Any, data: MarketData, config: BacktestConfig | None = None) -> BacktestResult:
@@ -92,6 +95,25 @@ def simulate(
     starts = week_starts(data.dates[: last + 1])
     starts = starts[starts >= first]
     ends = np.concatenate((starts[1:] - 1, [last])) if len(starts) else _EMPTY_I
+    cap = None if config.cash_per_week is None else int(config.cash_per_week)
+    if ticks == 0 and c_num * c_den < _SAFE and int(tax_num.max(initial=0)) * tax_den < _SAFE:
+        compiled = weekly_loop(
+            close, open_, valid, signals, scores, starts, ends, tax_num, tax_den, mkt,
+            first, c_num, c_den, c_float, sl, tp, max_pos, int(config.initial_cash), last, -1 if cap is None else cap,
+        )
+        if compiled[0]:  # else a fractional price or a huge amount: the numpy loop below handles it
+            _, equity, trades, n_trades, held_now, _ = compiled
+            trades = trades[:n_trades]
+            return build_result(
+                data, config, params or {}, "vectorised", first_row=first, last_row=last, equity=equity,
+                cols=trades[:, 0], entry_rows=trades[:, 1], exit_rows=trades[:, 2], entry_price=trades[:, 3],
+                exit_price=trades[:, 4], shares=trades[:, 5], buy_fee=trades[:, 6], sell_fee=trades[:, 7],
+                tax=trades[:, 8], reason=trades[:, 9],
+                open_cols=held_now[:, 0].astype(np.int64), open_entry_rows=held_now[:, 1].astype(np.int64),
+                open_entry_price=held_now[:, 2].astype(np.int64), open_shares=held_now[:, 3].astype(np.int64),
+                open_buy_fee=held_now[:, 4].astype(np.int64), open_last_close=held_now[:, 5],
+            )
+
     # Buy candidates of every week at once: signal +1 the day before the entry day, a bar on the
     # entry day; sorted by week, then score (higher first, NaN last), then column.
     buy_weeks = np.flatnonzero(starts > 0)
@@ -128,7 +150,7 @@ def simulate(
                 cand = cand[~held[cand]]
             chosen = cand[:slots]
             if chosen.size:
-                per = cash // chosen.size
+                per = (cash if cap is None else min(cash, cap)) // chosen.size
                 price = fill_prices(open_[e, chosen], "buy", ticks)
                 shares = np.maximum(np.floor(per / (price * (1.0 + c_float))), 0).astype(np.int64)
                 amount = shares * price

@@ -28,6 +28,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from strategies.backtest.kernels import buy_and_hold_value
+
 TRADING_DAYS_PER_YEAR = 252
 
 
@@ -111,27 +113,9 @@ def benchmark_curve(
     open_: np.ndarray, close: np.ndarray, first_row: int, last_row: int, initial: float,
     valid: np.ndarray | None = None,
 ) -> np.ndarray:
-    """Equal-weight buy-and-hold of the universe from ``first_row``'s open to ``last_row``'s close."""
+    """Equal-weight buy-and-hold of the universe from ``first_row``'s open to ``last_row``'s close
+    (a symbol without a bar that day counts at its last close; compiled, one pass)."""
     if last_row < first_row:
         return np.zeros(0)
-    o = open_[first_row]
-    bought = np.isfinite(o)
-    if not bought.any():
-        return np.full(last_row - first_row + 1, float(initial))
-    units = np.zeros(o.shape)
-    units[bought] = (initial / bought.sum()) / o[bought]
-    block = close[first_row : last_row + 1]
-    finite = np.isfinite(block) if valid is None else valid[first_row : last_row + 1]
-    value = np.empty(block.shape[0])
-    step = max(1, 131_072 // max(block.shape[1], 1))  # row blocks of about 1 MB
-    for r0 in range(0, block.shape[0], step):
-        value[r0 : r0 + step] = np.where(finite[r0 : r0 + step], block[r0 : r0 + step], 0.0) @ units
-    # Days without a bar of a bought symbol: add its last close.
-    holed = np.flatnonzero(bought & ~finite.all(axis=0))
-    if holed.size:
-        sub = block[:, holed]
-        rows = np.where(np.isfinite(sub), np.arange(sub.shape[0])[:, None], -1)
-        np.maximum.accumulate(rows, axis=0, out=rows)
-        filled = np.where(rows >= 0, sub[np.maximum(rows, 0), np.arange(holed.size)], o[holed])
-        value += np.where(np.isfinite(sub), 0.0, filled) @ units[holed]
-    return value
+    valid = np.isfinite(close) if valid is None else valid
+    return buy_and_hold_value(open_, close, valid, first_row, last_row, float(initial))

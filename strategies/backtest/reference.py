@@ -147,7 +147,8 @@ def simulate_reference(
             candidates.sort()
             chosen = candidates[:slots]
             if chosen:
-                per = cash // len(chosen)
+                spendable = cash if config.cash_per_week is None else min(cash, int(config.cash_per_week))
+                per = spendable // len(chosen)
                 for _, _, code in chosen:
                     price = fill_price(bar(code, entry_day)[0], "buy", ticks)
                     shares = max(math.floor(per / (price * (1.0 + float(commission_rate)))), 0)

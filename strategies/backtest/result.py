@@ -25,8 +25,10 @@ TRADE_COLUMNS = (
 class BacktestConfig:
     """One run's settings. ``commission``/``tax`` None = the KRX tables (``market.krx.fees``);
     a number overrides the rate for the whole run. ``stop_loss``/``take_profit`` None = the
-    strategy's parameters. Trading starts with the first week whose first trading day is on or
-    after ``start``; bars before it only warm the signals up. Bars after ``end`` are ignored."""
+    strategy's parameters. ``cash_per_week`` caps the cash a week's entry spends (the live
+    config's cash per week): cash_i = min(cash, cash_per_week) // k; None = all available cash.
+    Trading starts with the first week whose first trading day is on or after ``start``; bars
+    before it only warm the signals up. Bars after ``end`` are ignored."""
 
     initial_cash: int = 10_000_000
     max_positions: int = 10
@@ -37,6 +39,7 @@ class BacktestConfig:
     end: date | None = None
     stop_loss: float | None = None
     take_profit: float | None = None
+    cash_per_week: int | None = None
 
     def __post_init__(self) -> None:
         if isinstance(self.initial_cash, bool) or not isinstance(self.initial_cash, int | np.integer) or self.initial_cash < 0:
@@ -45,6 +48,11 @@ class BacktestConfig:
             raise ValueError(f"max_positions must be a positive int, got {self.max_positions!r}")
         if isinstance(self.slippage_ticks, bool) or not isinstance(self.slippage_ticks, int) or self.slippage_ticks < 0:
             raise ValueError(f"slippage_ticks must be a non-negative int, got {self.slippage_ticks!r}")
+        if self.cash_per_week is not None and (
+            isinstance(self.cash_per_week, bool) or not isinstance(self.cash_per_week, int | np.integer)
+            or self.cash_per_week < 0
+        ):
+            raise ValueError(f"cash_per_week must be None or a non-negative int (KRW), got {self.cash_per_week!r}")
         FeeModel.of(self.commission, self.tax)  # validates the rates
 
     @property
@@ -66,6 +74,7 @@ class BacktestConfig:
             "start": None if self.start is None else str(to_day(self.start)),
             "end": None if self.end is None else str(to_day(self.end)),
             "stop_loss": self.stop_loss, "take_profit": self.take_profit,
+            "cash_per_week": None if self.cash_per_week is None else int(self.cash_per_week),
         }
 
 

@@ -318,7 +318,10 @@ class Strategy:
             if a is not None and a.shape != c.shape:
                 raise ValueError(f"open/high/low must have the close's shape {c.shape}, got {a.shape}")
         t, n = c.shape
-        if type(self).indicators is Strategy.indicators:
+        compiled = self.compiled_signals(c, *others)
+        if compiled is not None:
+            sig, sc = compiled
+        elif type(self).indicators is Strategy.indicators:
             sig, sc = self._signals_by_column(c, *others)
         else:
             prepare_allocator()
@@ -375,6 +378,13 @@ class Strategy:
             sig[:, j] = s.reindex(index, fill_value=0).to_numpy()
             sc[:, j] = score.reindex(index).to_numpy(dtype=float)
         return sig, sc
+
+    def compiled_signals(
+        self, close: np.ndarray, open: np.ndarray | None, high: np.ndarray | None, low: np.ndarray | None
+    ) -> tuple[np.ndarray, np.ndarray] | None:
+        """The fastest path, for strategies with a compiled kernel (``strategies.library.kernels``):
+        (signals int8, scores float) on the whole float64 matrix, or None to use the hooks below."""
+        return None
 
     # Hooks of the fast path. ``indicators`` gets matrices in which every column's bars are
     # contiguous (columns with a gap are compacted: bars moved to the top, NaN below; see

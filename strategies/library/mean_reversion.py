@@ -9,11 +9,10 @@ from __future__ import annotations
 
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
-from strategies.library.base import Parameter, Strategy, on_bars, signal_matrix
-from strategies.library.numeric import rolling_zscore
+from strategies.library.base import Parameter, Strategy, on_bars
+from strategies.library.kernels import zscore_signals
 
 
 class MeanReversion(Strategy):
@@ -64,14 +63,7 @@ class MeanReversion(Strategy):
         signals[z_score > self.z_threshold] = -1
         return signals.reindex(prices.index, fill_value=0), (-z_score).reindex(prices.index)
 
-    # --- vectorised -------------------------------------------------------------------------------
+    # --- vectorised: one compiled pass (strategies.library.kernels) ------------------------------
 
-    def indicators(self, close, open, high, low):
-        return {"z": rolling_zscore(close, self.window, ddof=1)}  # (close − mean) / sample std
-
-    def signals_from(self, ind, valid):
-        z = ind["z"]
-        return signal_matrix(z < -self.z_threshold, z > self.z_threshold)
-
-    def scores_from(self, ind, valid):
-        return np.negative(ind["z"], out=ind["z"])
+    def compiled_signals(self, close, open, high, low):
+        return zscore_signals(close, self.window, self.z_threshold)

@@ -138,3 +138,41 @@ def test_whole_weeks_of_suspension_and_an_empty_universe_day(market):
     shaken = MarketData(data.dates, data.codes, open_, data.high, data.low, close, markets=data.markets)
     strategy = get_strategy("mean_reversion")(window=5, z_threshold=1.0)
     assert_same(strategy, shaken, BacktestConfig(max_positions=3))
+
+
+@pytest.mark.parametrize(
+    "config",
+    [MEAN_REVERSION_CONFIGS[0], MEAN_REVERSION_CONFIGS[3], BacktestConfig(max_positions=4, cash_per_week=2_000_000)],
+    ids=["5", "start-end", "cash-per-week"],
+)
+def test_compiled_weekly_loop_equals_the_numpy_loop(market, config, monkeypatch):
+    """Whole prices without slippage run the compiled loop (strategies.backtest.kernels); the numpy
+    loop, which handles every case, gives the same trades, equity and open positions."""
+    import strategies.backtest.engine as engine
+
+    calls = []
+    compiled_loop = engine.weekly_loop
+    monkeypatch.setattr(engine, "weekly_loop", lambda *a: calls.append(1) or compiled_loop(*a))
+    strategy = get_strategy("mean_reversion")(window=10, z_threshold=1.5)
+    compiled = run_backtest(strategy, market, config, engine="vectorised")
+    assert calls, "whole prices without slippage should take the compiled loop"
+    monkeypatch.setattr(engine, "weekly_loop", lambda *a: (False, None, None, 0, None, 0))
+    numpy_loop = run_backtest(strategy, market, config, engine="vectorised")
+    pd.testing.assert_frame_equal(compiled.trades, numpy_loop.trades)
+    np.testing.assert_allclose(compiled.equity.to_numpy(), numpy_loop.equity.to_numpy(), rtol=1e-12, atol=0)
+    pd.testing.assert_frame_equal(compiled.open_positions, numpy_loop.open_positions)
+    assert len(compiled.trades) > 30
+
+
+def test_fractional_prices_without_slippage_fall_back_to_the_numpy_loop(market, monkeypatch):
+    import strategies.backtest.engine as engine
+
+    answers = []
+    compiled_loop = engine.weekly_loop
+    monkeypatch.setattr(engine, "weekly_loop", lambda *a: answers.append(compiled_loop(*a)[0]) or compiled_loop(*a))
+    data = MarketData(market.dates, market.codes, market.open * 0.9731, market.high * 0.9731,
+                      market.low * 0.9731, market.close * 0.9731, markets=market.markets)
+    strategy = get_strategy("mean_reversion")(window=10, z_threshold=1.5)
+    result = assert_same(strategy, data, BacktestConfig(max_positions=5))
+    assert answers == [False]  # the compiled loop declined; the numpy loop filled on tick
+    assert len(result.trades) > 10

@@ -358,7 +358,7 @@ def test_vectorised_form_gives_the_same_numbers_as_the_per_symbol_form(key, fram
 def test_vectorised_form_in_blocks_equals_one_block(frames, monkeypatch):
     import strategies.library.base as base
 
-    s = get_strategy("mean_reversion")(window=10, z_threshold=1.5)
+    s = get_strategy("bollinger")(window=10)  # a strategy on the numpy hooks (mean reversion is compiled)
     whole = s.signals_and_scores(frames["close"].to_numpy())
     monkeypatch.setattr(base, "BLOCK_CELLS", 1)  # blocks of 8 columns
     blocked = s.signals_and_scores(frames["close"].to_numpy())
