@@ -3,13 +3,20 @@ admin and the 전략 page use the same form, so bounds and messages are the libr
 
 from __future__ import annotations
 
+from decimal import Decimal
+from math import prod
+
 from django import forms
+from django.urls import reverse
+from django.utils.http import urlencode
 from django.utils.translation import gettext_lazy as _
 
 from strategies.library import all_strategies, get_strategy
 from strategies.library.base import Parameter, ParameterError
 
+from . import selectors
 from .models import StrategyConfig
+from .services import normalise_codes, universe_for
 
 PARAM_PREFIX = "param_"
 
@@ -113,3 +120,215 @@ class StrategyConfigForm(ParameterFieldsMixin, forms.ModelForm):
                 self.add_error(field if field in self.fields else None, message)
         if self.owner is not None and not self.instance.owner_id:
             self.instance.owner = self.owner
+
+
+# --- the 전략 page's config form and the 백테스트 page's run and sweep forms ---------------------------
+
+DEFAULT_STRATEGY = "mean_reversion"
+MAX_SWEEP_RUNS = 100
+
+
+def strategy_class_or_none(key: str | None):
+    try:
+        return get_strategy(key or DEFAULT_STRATEGY)
+    except KeyError:
+        return None
+
+
+def reload_attrs(kind: str, config_pk: int | None = None) -> dict:
+    """The strategy select's HTMX attributes: on change, fetch the chosen strategy's parameter fields."""
+    query = {"form": kind, **({"config": config_pk} if config_pk else {})}
+    return {
+        "hx-get": f"{reverse('strategies:param_fields')}?{urlencode(query)}", "hx-target": "#param-fields",
+        "hx-trigger": "change", "hx-include": "this", "hx-swap": "innerHTML", "hx-indicator": "#param-loading",
+    }
+
+
+def add_parameter_errors(form: forms.Form, error: ParameterError) -> None:
+    for name, message in error.errors.items():
+        field = PARAM_PREFIX + name
+        form.add_error(field if field in form.fields else None, message)
+
+
+class ConfigForm(StrategyConfigForm):
+    """The generated strategy-config form, plus the per-owner unique name as a form error."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["strategy_key"].widget.attrs.update(reload_attrs("config", self.instance.pk))
+        self.fields["universe_codes"].widget.attrs["rows"] = 2
+
+    def clean_name(self):
+        name = self.cleaned_data["name"]
+        owner = self.owner or (self.instance.owner if self.instance.owner_id else None)
+        if owner is not None and selectors.configs_for(owner).filter(name=name).exclude(pk=self.instance.pk).exists():
+            raise forms.ValidationError(_("You already have a strategy with this name."))
+        return name
+
+
+class RunOptionsForm(ParameterFieldsMixin, forms.Form):
+    """What a backtest runs on: strategy, universe (codes or a config's universe), period, sizing, costs."""
+
+    kind = "backtest"
+
+    strategy_key = forms.ChoiceField(label=_("strategy"), choices=())
+    codes = forms.CharField(
+        label=_("codes"), required=False, max_length=20_000,
+        help_text=_("6-digit codes separated by commas or spaces."),
+        widget=forms.TextInput(attrs={"placeholder": "005930, 000660, 035720"}),
+    )
+    config = forms.ModelChoiceField(
+        label=_("or the universe of a strategy"), required=False, queryset=StrategyConfig.objects.none(),
+        empty_label=_("— use the codes above —"),
+    )
+    start = forms.DateField(label=_("start"), widget=forms.DateInput(attrs={"type": "date"}))
+    end = forms.DateField(label=_("end"), widget=forms.DateInput(attrs={"type": "date"}))
+    initial_cash = forms.IntegerField(
+        label=_("initial cash (KRW)"), min_value=100_000, max_value=1_000_000_000_000, initial=10_000_000,
+        widget=forms.NumberInput(attrs={"step": "100000"}),
+    )
+    max_positions = forms.IntegerField(label=_("max positions"), min_value=1, max_value=200, initial=10)
+    commission = forms.DecimalField(
+        label=_("commission rate"), required=False, min_value=0, max_value=Decimal("0.05"), max_digits=10,
+        decimal_places=8, help_text=_("Empty: the KRX fee table. A fraction per side, e.g. 0.00015."),
+        widget=forms.NumberInput(attrs={"step": "any", "placeholder": "0.00015"}),
+    )
+    tax = forms.DecimalField(
+        label=_("transaction tax rate"), required=False, min_value=0, max_value=Decimal("0.05"), max_digits=10,
+        decimal_places=8, help_text=_("Empty: the dated tax table by market. A fraction of each sell, e.g. 0.002."),
+        widget=forms.NumberInput(attrs={"step": "any", "placeholder": "0.002"}),
+    )
+    slippage_ticks = forms.IntegerField(label=_("slippage (ticks)"), min_value=0, max_value=50, initial=0)
+
+    def __init__(self, *args, owner, initial_params: dict | None = None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.owner = owner
+        self.fields["strategy_key"].choices = strategy_choices()
+        self.fields["strategy_key"].widget.attrs.update(reload_attrs(self.kind))
+        self.fields["config"].queryset = selectors.configs_for(owner)
+        start, end = selectors.default_period()
+        self.fields["start"].initial, self.fields["end"].initial = start, end
+        key = self.data.get(self.add_prefix("strategy_key")) or self.initial.get("strategy_key") or DEFAULT_STRATEGY
+        self.strategy_class = strategy_class_or_none(key)
+        if self.strategy_class is None:
+            return
+        self.fields["strategy_key"].initial = self.strategy_class.key
+        for parameter in self.strategy_class.parameter_specs():
+            initial = (initial_params or {}).get(parameter.name, parameter.default)
+            self.fields[PARAM_PREFIX + parameter.name] = self.parameter_field(parameter, initial)
+
+    def parameter_field(self, parameter, initial) -> forms.Field:
+        raise NotImplementedError
+
+    def option_fields(self):
+        return [self[name] for name in ("initial_cash", "max_positions")]
+
+    def cost_fields(self):
+        return [self[name] for name in ("commission", "tax", "slippage_ticks")]
+
+    def clean(self):
+        cleaned = super().clean()
+        start, end = cleaned.get("start"), cleaned.get("end")
+        if start and end and start >= end:
+            self.add_error("end", _("The end must be after the start."))
+        codes = normalise_codes((cleaned.get("codes") or "").replace(",", " ").split())
+        config = cleaned.get("config")
+        if codes:
+            unknown = selectors.unknown_codes(codes)
+            if unknown:
+                self.add_error("codes", _("Unknown codes: %(codes)s") % {"codes": ", ".join(unknown[:20])})
+        elif config is not None and end:
+            codes = universe_for(config, end)
+            if not codes:
+                self.add_error("config", _("This strategy's universe has no stocks with bars in the period."))
+        elif "codes" not in self.errors:
+            self.add_error("codes", _("List at least one code, or choose a strategy's universe."))
+        cleaned["code_list"] = codes
+        return cleaned
+
+    def run_options(self) -> dict:
+        data = self.cleaned_data
+        return {
+            "codes": data["code_list"], "start": data["start"], "end": data["end"],
+            "initial_cash": data["initial_cash"], "max_positions": data["max_positions"],
+            "commission": data.get("commission"), "tax": data.get("tax"),
+            "slippage_ticks": data.get("slippage_ticks") or 0, "config": data.get("config"),
+        }
+
+
+class BacktestForm(RunOptionsForm):
+    """One backtest: one value per declared parameter (bounds from the declaration)."""
+
+    def parameter_field(self, parameter, initial):
+        return field_for(parameter, initial)
+
+    def clean(self):
+        return self.clean_parameters(super().clean())
+
+
+class SweepForm(RunOptionsForm):
+    """A parameter grid: comma-separated values per parameter; every combination is one run."""
+
+    kind = "sweep"
+
+    def parameter_field(self, parameter, initial):
+        values = ", ".join(parameter.choices) if parameter.type == "choice" else ""
+        help_text = _("Comma-separated values, e.g. %(example)s. Empty: the default (%(default)s).") % {
+            "example": values or self._example(parameter), "default": parameter.default,
+        }
+        return forms.CharField(
+            label=parameter.label or parameter.name, required=False, max_length=500, help_text=help_text,
+            initial=self._initial_values(parameter, initial),
+            widget=forms.TextInput(attrs={"placeholder": str(parameter.default)}),
+        )
+
+    @staticmethod
+    def _initial_values(parameter, initial) -> str:
+        if isinstance(initial, list | tuple):
+            return ", ".join(str(value) for value in initial)
+        return ""
+
+    @staticmethod
+    def _example(parameter) -> str:
+        if parameter.type == "int":
+            base = int(parameter.default)
+            low = int(parameter.min) if parameter.min is not None else base - 10
+            return ", ".join(str(v) for v in sorted({max(low, base - 10), base, base + 10}))
+        base = float(parameter.default)
+        step = float(parameter.step or (abs(base) * 0.25 or 0.5))
+        return ", ".join(f"{v:g}" for v in (base - step, base, base + step))
+
+    def clean(self):
+        cleaned = super().clean()
+        if self.strategy_class is None:
+            return cleaned
+        grid: dict[str, list] = {}
+        for parameter in self.strategy_class.parameter_specs():
+            name = PARAM_PREFIX + parameter.name
+            text = (cleaned.get(name) or "").strip()
+            if not text:
+                continue
+            values, errors = [], []
+            for item in (part.strip() for part in text.split(",")):
+                if not item:
+                    continue
+                try:
+                    value = parameter.clean(item)
+                except ValueError as error:
+                    errors.append(str(error))
+                    continue
+                if value not in values:
+                    values.append(value)
+            for message in errors:
+                self.add_error(name, message)
+            if values and not errors:
+                grid[parameter.name] = values
+        if not grid and not any(name.startswith(PARAM_PREFIX) for name in self.errors):
+            self.add_error(None, _("Enter values for at least one parameter."))
+        runs = prod(len(values) for values in grid.values()) if grid else 0
+        if runs > MAX_SWEEP_RUNS:
+            self.add_error(
+                None, _("%(runs)d combinations: at most %(max)d runs per sweep.") % {"runs": runs, "max": MAX_SWEEP_RUNS}
+            )
+        cleaned["grid"] = grid
+        return cleaned
