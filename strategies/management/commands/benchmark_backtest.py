@@ -7,8 +7,11 @@ What is timed:
 
 * vectorised: ``MeanReversion.signals_and_scores`` on the whole (dates × symbols) close matrix +
   ``strategies.backtest.simulate`` (the full weekly backtest with stop-loss/take-profit/signal
-  checks, costs, equity, metrics and the buy-and-hold benchmark). Run ``--repeat`` times in one
-  process; the first run is "cold" (fresh process), the best is the steady state of a worker.
+  checks, costs, equity, metrics and the buy-and-hold benchmark). The z-score, the weekly loop and
+  the buy-and-hold curve are compiled numba kernels (``strategies/library/kernels.py``,
+  ``strategies/backtest/kernels.py``) using every core (``NUMBA_NUM_THREADS``). Run ``--repeat``
+  times in one process; the first run is "cold" (fresh process: it loads the compiled kernels from
+  numba's disk cache, or compiles them once on a new machine), the best is a worker's steady state.
 * per-symbol form: ``generate_signals``/``generate_scores`` per symbol (pandas rolling mean and
   std) timed on ``--subset`` symbols and extrapolated linearly (it is per symbol), plus the
   reference backtest (plain Python loops over weeks, days, symbols and positions) measured on the
@@ -50,6 +53,8 @@ class Command(BaseCommand):
         parser.add_argument("--max-positions", type=int, default=10)
         parser.add_argument("--full-reference", action="store_true", help="per-symbol signals on every symbol too")
         parser.add_argument("--json", action="store_true", help="print one JSON object")
+        parser.add_argument("--vectorbt", action="store_true",
+                            help="also time vectorbt on the same matrix (pip install -r requirements-bench.txt)")
 
     def handle(self, *args, **opt):
         symbols, n_days, subset = opt["symbols"], opt["days"], opt["subset"]
@@ -162,5 +167,43 @@ class Command(BaseCommand):
         }
         report["speedup_best"] = speedup_best
         report["speedup_cold"] = speedup_cold
+        if opt["vectorbt"]:
+            report["vectorbt"] = self._vectorbt(data, strategy, config, opt["repeat"], say)
         if opt["json"]:
             self.stdout.write(json.dumps(report))
+
+    @staticmethod
+    def _vectorbt(data, strategy, config, repeat: int, say) -> dict:
+        """vectorbt (numba) on the same close matrix: its MA/MSTD indicators for the z-score, then
+        ``Portfolio.from_signals`` with the same stop-loss/take-profit, shared cash and commission.
+        Its rules are vectorbt's (daily entries at the close, 1/max_positions of the value per entry,
+        no weekly exit, no tax): a reference for the cost of a general-purpose engine, not the same
+        trades."""
+        try:
+            import pandas as pd
+            import vectorbt as vbt
+        except ImportError:
+            say("vectorbt: not installed (pip install -r requirements-bench.txt)")
+            return {"installed": False}
+        close = pd.DataFrame(data.close, index=pd.DatetimeIndex(data.dates))
+        window, threshold = strategy.window, strategy.z_threshold
+        runs = []
+        for _ in range(repeat):
+            t0 = time.perf_counter()
+            mean = vbt.MA.run(close, window).ma.to_numpy()
+            std = vbt.MSTD.run(close, window, ddof=1).mstd.to_numpy()
+            with np.errstate(invalid="ignore", divide="ignore"):
+                z = (close.to_numpy() - mean) / std
+            entries, exits = pd.DataFrame(z < -threshold, index=close.index), pd.DataFrame(z > threshold, index=close.index)
+            t1 = time.perf_counter()
+            portfolio = vbt.Portfolio.from_signals(
+                close, entries, exits, sl_stop=-float(config.stop_loss), tp_stop=float(config.take_profit),
+                init_cash=config.initial_cash, cash_sharing=True, group_by=True, size=1 / config.max_positions,
+                size_type="percent", fees=float(config.fee_model.commission_rate), freq="1D",
+            )
+            portfolio.total_return()
+            runs.append((t1 - t0, time.perf_counter() - t1))
+        best = min(runs, key=sum)
+        say(f"vectorbt {vbt.__version__} (its own daily rules; best of {repeat}): indicators {best[0]:.2f} s + "
+            f"portfolio {best[1]:.2f} s = {sum(best):.2f} s (first run {sum(runs[0]):.2f} s, with numba compilation)")
+        return {"installed": True, "version": vbt.__version__, "best_s": sum(best), "first_s": sum(runs[0])}
