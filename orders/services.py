@@ -62,7 +62,12 @@ from strategies.library import create_strategy
 from strategies.models import StrategyConfig
 from strategies.services import load_market_data, universe_for
 
+from . import notifications, risk
+from .market_inputs import NO_BAR, EntryOpens, refresh_day_bars
+from .market_inputs import orderable_cash as broker_orderable_cash
 from .models import (
+    OPEN_STATUSES,
+    AlertKind,
     Fill,
     Job,
     Order,
@@ -70,6 +75,9 @@ from .models import (
     OrderSide,
     OrderStatus,
     OrderType,
+    TradeLog,
+    TradingAlert,
+    TradingControl,
     WeeklyRun,
     WeeklyRunStatus,
 )
@@ -182,12 +190,17 @@ def _may_send(job: str, trading_date: dt.date, now: dt.datetime) -> tuple[bool, 
 
 # ------------------------------------------------------------------------------------------- planning
 def _plan_entry(config: StrategyConfig, trading_date: dt.date, now: dt.datetime, broker) -> tuple[list, dict]:
-    """The backtest's entry rules on bars up to the previous trading day's close.
+    """The backtest's entry rules (strategies/backtest/engine.py) at the entry slot, on bars up to
+    the previous trading day's close (no look-ahead).
 
-    Differences from the backtest, forced by trading live: the size uses the previous close (the
-    open is unknown before the open) and the config's `cash_per_week` rather than all free cash; a
-    candidate without a bar on the entry day cannot be known in advance, so it is bought (a
-    suspended stock's order is then refused or expires at the broker).
+    Candidates: signal +1 on the previous trading day's close, a bar that day, not held; a code
+    known to have no bar on the entry day is passed over (`market_inputs.EntryOpens`: the stored
+    bar for the paper broker, the quote for KIS). Ranked by score (higher first, NaN last), ties by
+    code; at most max_positions minus the positions held and buys still open. Cash:
+    min(cash_per_week, the broker's orderable cash) split equally among the chosen; shares =
+    floor(cash_i / (price × (1 + commission))), lowered while shares × price + commission exceeds
+    cash_i, where price = the entry day's open when it is known at the slot (the paper broker fills
+    the morning market order at exactly that open), else the previous close.
     """
     signal_day = previous_trading_day(trading_date)
     codes = universe_for(config, signal_day)
@@ -212,15 +225,33 @@ def _plan_entry(config: StrategyConfig, trading_date: dt.date, now: dt.datetime,
         if signal_row[i] == 1 and code not in held and np.isfinite(close_row[i])
     ]
     candidates.sort(key=lambda i: (-(score_row[i] if np.isfinite(score_row[i]) else -math.inf), i))
-    chosen = candidates[: max(slots, 0)]
     plan_info["candidates"] = [data.codes[i] for i in candidates]
+    opens = EntryOpens([data.codes[i] for i in candidates], trading_date, now, broker)
+    chosen, no_bar = [], []  # (column, sizing price, basis)
+    for i in candidates:
+        if len(chosen) >= slots:
+            break
+        known, opening = opens.lookup(data.codes[i])
+        if known == NO_BAR:
+            no_bar.append(data.codes[i])
+        elif opening:
+            chosen.append((i, opening, "open"))
+        else:
+            chosen.append((i, int(close_row[i]), "previous_close"))
+    if no_bar:
+        plan_info["no_bar_on_entry_day"] = no_bar
     if not chosen:
         return [], plan_info
-    per = int(config.cash_per_week) // len(chosen)
+    cash = int(config.cash_per_week)
+    orderable = broker_orderable_cash(broker, data.codes[chosen[0][0]], chosen[0][1])
+    plan_info["cash_per_week"], plan_info["orderable_cash"] = cash, orderable
+    if orderable is not None:
+        cash = min(cash, orderable)
+    per = max(cash, 0) // len(chosen)
     rate = float(commission_rate())
     planned = []
-    for i in chosen:
-        code, price = data.codes[i], int(close_row[i])
+    for i, price, basis in chosen:
+        code = data.codes[i]
         shares = max(int(math.floor(per / (price * (1.0 + rate)))), 0)
         while shares > 0 and shares * price + _commission(shares * price) > per:
             shares -= 1
@@ -229,58 +260,100 @@ def _plan_entry(config: StrategyConfig, trading_date: dt.date, now: dt.datetime,
         planned.append(PlannedOrder(
             code=code, side=OrderSide.BUY, quantity=shares, reason=OrderReason.ENTRY, reference_price=price,
             client_order_id=client_order_id(config.pk, trading_date, code, OrderSide.BUY, OrderReason.ENTRY),
-            note=f"score={score_row[i]:.6g}",
+            note=f"score={score_row[i]:.6g} price={basis}",
         ))
     plan_info["cash_per_order"] = per
     return planned, plan_info
 
 
 def _day_prices(codes: list[str], trading_date: dt.date, broker) -> dict[str, int]:
-    """The day's close when stored, else the broker's current price (the check runs before the close)."""
+    """The day's close per code when stored, else the broker's current price (the check runs before
+    the close). A code is left out — held, and sold at its next available close as in the backtest —
+    when it has no bar on a day whose bars are stored (suspended), when its quote says trading is
+    halted, or when the quote cannot be read."""
     stored = dict(
         DailyBar.objects.filter(instrument__code__in=codes, date=trading_date).values_list("instrument__code", "close")
     )
-    return {code: int(stored[code]) if code in stored else int(broker.get_quote(code).price) for code in codes}
+    day_stored = bool(stored) or DailyBar.objects.filter(date=trading_date).exists()
+    prices = {}
+    for code in codes:
+        if code in stored:
+            prices[code] = int(stored[code])
+            continue
+        if day_stored:
+            continue
+        try:
+            quote = broker.get_quote(code)
+        except (BrokerError, KisError) as error:
+            logger.warning("no price for %s on %s: %s", code, trading_date, user_message_for(error))
+            continue
+        if not quote.temporarily_halted and quote.price > 0:
+            prices[code] = int(quote.price)
+    return prices
 
 
 def _sell_signals(config: StrategyConfig, codes: list[str], trading_date: dt.date,
-                  prices: dict[str, int]) -> dict[str, int]:
-    """The strategy's signal of the check day per held code (today's price stands in for a missing bar)."""
+                  prices: dict[str, int], day_bars: dict | None = None) -> dict[str, int]:
+    """The strategy's signal of the check day per held code, as the backtest computes it: a
+    per-symbol strategy on each held code's own bars, a cross-sectional one on the config's universe
+    plus the held codes. When the day's bars are not stored, the day's row is the bar fetched before
+    the check (`day_bars`), else today's price for all four prices of the held codes."""
+    strategy = create_strategy(config.strategy_key, config.params)
+    wanted = set(codes)
+    if getattr(strategy, "cross_sectional", False):
+        wanted |= set(universe_for(config, trading_date))
+    known = sorted(Instrument.objects.filter(code__in=wanted).values_list("code", flat=True))
     try:
-        data = load_market_data(codes, trading_date, trading_date)
+        data = load_market_data(known, trading_date, trading_date)
     except Exception as error:  # no stored bars at all: only stop-loss/take-profit/week-end apply
         logger.warning("no bars for the sell signals of %s: %s", config.pk, error)
         return {}
-    strategy = create_strategy(config.strategy_key, config.params)
     close, open_, high, low = data.close, data.open, data.high, data.low
     if data.dates[-1].astype(object) != trading_date:
-        today = np.array([[float(prices.get(code, np.nan)) for code in data.codes]])
-        close, open_, high, low = (np.vstack((m, today)) for m in (close, open_, high, low))
+        day_bars = day_bars or {}
+        row = []
+        for code in data.codes:
+            bar = day_bars.get(code)
+            if bar is not None:
+                row.append((bar.open, bar.high, bar.low, bar.close))
+            else:
+                price = float(prices[code]) if code in prices and code in codes else np.nan
+                row.append((price, price, price, price))
+        today = np.array(row, dtype=float).T[:, None, :]  # (open, high, low, close) × 1 day × codes
+        open_, high, low, close = (np.vstack((m, t)) for m, t in zip((open_, high, low, close), today, strict=True))
     extra = {"open": open_, "high": high, "low": low} if strategy.needs_ohlc else {}
     signals, _ = strategy.signals_and_scores(close, **extra)
     row = np.asarray(signals)[-1]
-    return {code: int(row[i]) for i, code in enumerate(data.codes) if np.isfinite(row[i])}
+    return {code: int(row[i]) for i, code in enumerate(data.codes) if code in codes and np.isfinite(row[i])}
 
 
 def _plan_exit(config: StrategyConfig, trading_date: dt.date, now: dt.datetime, broker,
                liquidate: bool = False) -> tuple[list, dict]:
     """The backtest's exit rules at the check day's close; everything on the week's last day.
-    Never sells more than held by the config's fills minus its open sells, nor more than the
-    broker says is sellable."""
+    The day's bars of the held codes are refreshed first (`market_inputs.refresh_day_bars`; a
+    failure leaves the broker's current price). A code without a price that day is held (sold at
+    its next available close). Never sells more than held by the config's fills minus its open
+    sells, nor more than the broker says is sellable."""
     positions = positions_for(config)
     if not positions:
         return [], {"held": []}
+    codes = sorted(positions)
+    refresh = refresh_day_bars(config.broker_account, codes, trading_date, now, broker)
     open_sells = open_order_quantities(config, OrderSide.SELL)
     sellable_at_broker = {h.code: h.sellable_quantity for h in broker.get_balance().holdings}
-    codes = sorted(positions)
-    prices = _day_prices(codes, trading_date, broker)
-    signals = _sell_signals(config, codes, trading_date, prices)
+    fetched = {code: int(bar.close) for code, bar in refresh.bars.items()}
+    rest = [code for code in codes if code not in fetched]
+    prices = {**(_day_prices(rest, trading_date, broker) if rest else {}), **fetched}
+    signals = _sell_signals(config, codes, trading_date, prices, refresh.bars)
     strategy = create_strategy(config.strategy_key, config.params)
     stop_loss, take_profit = float(strategy.stop_loss), float(strategy.take_profit)
     week_entry_day = first_trading_day_of_week(trading_date)
-    planned, info = [], {"held": codes, "prices": prices}
+    planned, info = [], {"held": codes, "prices": prices, "bars": refresh.as_dict()}
     for code in codes:
         position = positions[code]
+        if code not in prices:
+            info.setdefault("no_price", []).append(code)
+            continue
         price = prices[code]
         change = price / position.average_price - 1 if position.average_price else 0.0
         if change <= stop_loss:
@@ -307,6 +380,12 @@ def _plan_exit(config: StrategyConfig, trading_date: dt.date, now: dt.datetime, 
 
 # ------------------------------------------------------------------------------------------- sending
 def _send_order(order: Order, broker, now: dt.datetime, may_send: bool, why_not: str) -> None:
+    """Send one pending order at most once, after the pre-trade risk checks (`orders.risk`).
+
+    Outcomes: cancelled (slot passed), unknown (a claimed send without an answer), rejected by a risk
+    check (nothing sent; `raw_response={"risk": <check>}` and a RISK_BLOCKED alert), left pending
+    with the reason in `error_message` when a risk input (quote, orderable cash) cannot be read (a
+    later run sends it), rejected/unknown by the broker (with an alert), or submitted."""
     order.refresh_from_db()
     if order.status != OrderStatus.PENDING:
         return
@@ -316,9 +395,12 @@ def _send_order(order: Order, broker, now: dt.datetime, may_send: bool, why_not:
         return
     max_attempts = MAX_SEND_ATTEMPTS_REAL if order.broker_account.mode == BrokerMode.REAL else MAX_SEND_ATTEMPTS
     if order.send_attempts >= max_attempts:
-        Order.objects.filter(pk=order.pk, status=OrderStatus.PENDING).update(
-            status=OrderStatus.UNKNOWN,
-            error_message="주문을 보낸 뒤 결과를 확인하지 못해 다시 보내지 않았습니다. 주문·체결 내역을 확인하세요.")
+        message = "주문을 보낸 뒤 결과를 확인하지 못해 다시 보내지 않았습니다. 주문·체결 내역을 확인하세요."
+        if Order.objects.filter(pk=order.pk, status=OrderStatus.PENDING).update(
+                status=OrderStatus.UNKNOWN, error_message=message):
+            _order_alert(order, AlertKind.ORDER_UNKNOWN, message)
+        return
+    if _refused_by_risk_checks(order, broker, now):
         return
     claimed = Order.objects.filter(pk=order.pk, status=OrderStatus.PENDING, send_attempts=order.send_attempts).update(
         send_attempts=F("send_attempts") + 1, sent_at=now)
@@ -338,17 +420,66 @@ def _send_order(order: Order, broker, now: dt.datetime, may_send: bool, why_not:
         status = OrderStatus.REJECTED if definitive else OrderStatus.UNKNOWN
         if not definitive:
             logger.warning("order %s outcome unknown: %r", order.client_order_id, error)
-        Order.objects.filter(pk=order.pk, status=OrderStatus.PENDING).update(
-            status=status, error_message=user_message_for(error),
+        message = user_message_for(error)
+        if Order.objects.filter(pk=order.pk, status=OrderStatus.PENDING).update(
+            status=status, error_message=message,
             raw_response={"error": type(error).__name__, "code": getattr(error, "code", "") or getattr(
                 error, "msg_cd", "") or ""},
-        )
+        ):
+            _order_alert(order, AlertKind.ORDER_REJECTED if definitive else AlertKind.ORDER_UNKNOWN, message)
         return
     _checkpoint("after_send", order)
     Order.objects.filter(pk=order.pk, status__in=(OrderStatus.PENDING, OrderStatus.UNKNOWN)).update(
         status=OrderStatus.SUBMITTED, broker_order_no=receipt.order_no, broker_org_no=receipt.org_no,
         raw_response=_jsonable(receipt), error_message="",
     )
+
+
+def _refused_by_risk_checks(order: Order, broker, now: dt.datetime) -> bool:
+    """Run `orders.risk.evaluate` on a pending order. True when the order must not be sent now:
+    refused (now rejected, with a RISK_BLOCKED alert) or a risk input could not be read (left
+    pending with the reason). Reads the broker only when a check needs it."""
+    account = order.broker_account
+    facts = risk.OrderFacts.of(order)
+
+    def base_price() -> int | None:
+        stored = risk.stored_base_price(order.code, order.trading_date)
+        if stored:
+            return stored
+        try:
+            return int(broker.get_quote(order.code).base_price or 0) or None
+        except (BrokerError, KisError) as error:
+            raise _RiskInputUnavailable(f"{order.code} 기준가를 읽지 못했습니다: {user_message_for(error)}") from error
+
+    def orderable_cash() -> int:
+        try:
+            buyable = broker.get_buyable(order.code, risk.estimated_price(facts, None) or None)
+        except (BrokerError, KisError) as error:
+            raise _RiskInputUnavailable(f"주문가능금액을 읽지 못했습니다: {user_message_for(error)}") from error
+        return int(buyable.orderable_cash)
+
+    try:
+        denial = risk.evaluate(
+            facts, now=now, halt_reason=halt_reason_for(account), limits=risk.limits_for(account),
+            base_price=base_price, realised_pnl_today=lambda: risk.realised_pnl(account, _seoul(now).date()),
+            orderable_cash=orderable_cash, commission=_commission,
+        )
+    except _RiskInputUnavailable as error:
+        message = f"위험 점검에 필요한 정보를 읽지 못해 주문을 보내지 않았습니다 (다시 실행하면 보냅니다): {error}"
+        logger.warning("order %s not sent: %s", order.client_order_id, error)
+        Order.objects.filter(pk=order.pk, status=OrderStatus.PENDING).update(error_message=message)
+        return True
+    if denial is None:
+        return False
+    logger.warning("order %s refused by the %s check: %s", order.client_order_id, denial.check, denial.message)
+    if Order.objects.filter(pk=order.pk, status=OrderStatus.PENDING).update(
+            status=OrderStatus.REJECTED, error_message=denial.message, raw_response={"risk": denial.check}):
+        _order_alert(order, AlertKind.RISK_BLOCKED, denial.message, details={"risk": denial.check})
+    return True
+
+
+class _RiskInputUnavailable(Exception):
+    """A broker read a risk check needs failed: the order is not sent this time."""
 
 
 # ------------------------------------------------------------------------------------------- reconciliation
@@ -359,6 +490,7 @@ class ReconcileSummary:
     fills_recorded: int = 0
     unresolved: int = 0
     external_orders: list[str] = field(default_factory=list)  # broker order numbers we did not place
+    positions: PositionReport | None = None  # the balance comparison, when it ran
 
 
 def _matches(order: Order, row: DailyOrder) -> bool:
@@ -373,10 +505,12 @@ def _matches(order: Order, row: DailyOrder) -> bool:
 
 
 def _apply_row(order: Order, row: DailyOrder, now: dt.datetime) -> int:
-    """Move an order to the state the broker shows; record the new fill increment once."""
+    """Move an order to the state the broker shows; record the new fill increment once, with its
+    TradeLog row and a FILLED alert in the same transaction (so neither can be missed or doubled)."""
     recorded = 0
     with transaction.atomic():
         order = Order.objects.select_for_update().get(pk=order.pk)
+        previous_status = order.status
         if row.filled_quantity > order.filled_quantity:
             total_amount = row.filled_amount or int(row.average_fill_price * row.filled_quantity)
             delta_quantity = row.filled_quantity - order.filled_quantity
@@ -388,13 +522,14 @@ def _apply_row(order: Order, row: DailyOrder, now: dt.datetime) -> int:
             filled_at = now
             if row.order_time is not None:
                 filled_at = dt.datetime.combine(order.trading_date, row.order_time, tzinfo=SEOUL)
-            _, created = Fill.objects.get_or_create(
+            fill, created = Fill.objects.get_or_create(
                 order=order, cumulative_quantity=row.filled_quantity,
                 defaults={"quantity": delta_quantity, "price": round(delta_amount / delta_quantity),
                           "amount": delta_amount, "commission": _commission(delta_amount), "tax": tax,
                           "filled_at": filled_at},
             )
             recorded += int(created)
+            _record_trade(order, fill, announce=created)
             order.filled_quantity, order.filled_amount = row.filled_quantity, total_amount
             order.average_fill_price = round(total_amount / row.filled_quantity)
         if order.filled_quantity >= order.quantity:
@@ -410,14 +545,21 @@ def _apply_row(order: Order, row: DailyOrder, now: dt.datetime) -> int:
         order.broker_order_no = order.broker_order_no or row.order_no
         order.broker_org_no = order.broker_org_no or row.branch_no
         order.raw_response = _jsonable(row)
+        rejected_now = order.status == OrderStatus.REJECTED and previous_status != OrderStatus.REJECTED
+        if rejected_now:
+            order.error_message = f"브로커가 주문을 거부했습니다 (거부 수량 {row.rejected_quantity:,}주)."
         order.save()
+        if rejected_now:
+            _order_alert(order, AlertKind.ORDER_REJECTED, order.error_message)
     return recorded
 
 
 def reconcile_orders(account: BrokerAccount, trading_date: dt.date, *, broker=None,
-                     now: dt.datetime | None = None) -> ReconcileSummary:
+                     now: dt.datetime | None = None, positions: bool = True) -> ReconcileSummary:
     """Poll the broker's orders of `trading_date` and bring our open orders of that day to their real
-    state. Never sends anything. Raises the broker's error when the orders cannot be read."""
+    state. Never sends anything. Raises the broker's error when the orders cannot be read (after
+    opening a RECONCILE_FAILED alert). With `positions`, the derived positions are then compared with
+    the broker's balance (`check_positions`; a balance failure is alerted and logged, not raised)."""
     now = now or timezone.now()
     summary = ReconcileSummary()
     ours = list(
@@ -429,7 +571,13 @@ def reconcile_orders(account: BrokerAccount, trading_date: dt.date, *, broker=No
     if not ours:
         return summary
     broker = broker or get_broker(account, now)
-    rows = broker.get_daily_orders(trading_date, trading_date)
+    try:
+        rows = broker.get_daily_orders(trading_date, trading_date)
+    except (BrokerError, KisError) as error:
+        raise_alert(account, AlertKind.RECONCILE_FAILED,
+                    f"{trading_date} 주문·체결 내역을 읽지 못했습니다: {user_message_for(error)}",
+                    key=f"orders-{trading_date}")
+        raise
     known = set(
         Order.objects.filter(broker_account=account, trading_date=trading_date).exclude(broker_order_no="")
         .values_list("broker_order_no", flat=True)
@@ -448,9 +596,10 @@ def reconcile_orders(account: BrokerAccount, trading_date: dt.date, *, broker=No
                 summary.matched_unknown += 1
         if row is None:
             if (order.status == OrderStatus.UNKNOWN and order.sent_at and now - order.sent_at >= UNKNOWN_GRACE):
-                Order.objects.filter(pk=order.pk, status=OrderStatus.UNKNOWN).update(
-                    status=OrderStatus.REJECTED,
-                    error_message="브로커 주문내역에 없어 접수되지 않은 주문으로 처리했습니다.")
+                message = "브로커 주문내역에 없어 접수되지 않은 주문으로 처리했습니다."
+                if Order.objects.filter(pk=order.pk, status=OrderStatus.UNKNOWN).update(
+                        status=OrderStatus.REJECTED, error_message=message):
+                    _order_alert(order, AlertKind.ORDER_REJECTED, message)
             else:
                 summary.unresolved += 1
             continue
@@ -459,26 +608,321 @@ def reconcile_orders(account: BrokerAccount, trading_date: dt.date, *, broker=No
     if summary.external_orders:
         logger.warning("account %s has %d broker orders on %s not placed by the auto-trader",
                        account.pk, len(free), trading_date)
+    if positions:
+        try:
+            summary.positions = check_positions(account, broker=broker, now=now)
+        except (BrokerError, KisError) as error:  # alerted by check_positions; the orders are reconciled
+            logger.warning("balance check of account %s failed: %s", account.pk, user_message_for(error))
     return summary
 
 
 def reconcile_open_orders(now: dt.datetime | None = None) -> dict[int, ReconcileSummary]:
-    """Reconcile every account with open orders, for each trading date that has some."""
+    """Reconcile every account with open orders, for each trading date that has some; then compare
+    the positions of every account the auto-trader uses (open orders, fills or an active strategy)
+    with its broker balance, once per account."""
     now = now or timezone.now()
     results: dict[int, ReconcileSummary] = {}
-    pairs = (
+    pairs = set(
         Order.objects.filter(Q(status__in=(OrderStatus.SUBMITTED, OrderStatus.ACCEPTED,
                                            OrderStatus.PARTIALLY_FILLED, OrderStatus.UNKNOWN))
                              | Q(status=OrderStatus.PENDING, send_attempts__gt=0))
         .values_list("broker_account_id", "trading_date").distinct()
     )
-    for account_id, trading_date in sorted(set(pairs)):
+    failed: set[int] = set()
+    for account_id, trading_date in sorted(pairs):
         account = BrokerAccount.objects.get(pk=account_id)
         try:
-            results[account_id] = reconcile_orders(account, trading_date, now=now)
+            results[account_id] = reconcile_orders(account, trading_date, now=now, positions=False)
         except (BrokerError, KisError) as error:
+            failed.add(account_id)
             logger.warning("reconciliation of account %s failed: %s", account_id, user_message_for(error))
+    traded = ({account_id for account_id, _ in pairs}
+              | set(Fill.objects.values_list("order__broker_account_id", flat=True).distinct())
+              | set(active_configs().values_list("broker_account_id", flat=True)))
+    for account in BrokerAccount.objects.filter(pk__in=traded - failed).order_by("pk"):
+        try:
+            report = check_positions(account, now=now)
+        except (BrokerError, KisError) as error:  # alerted by check_positions
+            logger.warning("balance check of account %s failed: %s", account.pk, user_message_for(error))
+            continue
+        results.setdefault(account.pk, ReconcileSummary()).positions = report
     return results
+
+
+# ------------------------------------------------------------------------------------------- kill switch
+# One TradingControl row for everything (scope "global") and at most one per broker account. A halt
+# blocks every new order in its scope — the jobs end `blocked` before planning, and `_send_order`
+# refuses what is still pending (rejected, `kill_switch`) — while orders already sent are still
+# reconciled. The dashboard toggle, the API and the admin actions all go through these functions.
+
+
+def _real_user(user):
+    return user if getattr(user, "is_authenticated", False) else None
+
+
+def _trading_control(account: BrokerAccount | None) -> TradingControl:
+    if account is not None and account.pk is None:
+        raise ValueError("the broker account must be saved first")
+    control, _ = TradingControl.objects.get_or_create(
+        scope=TradingControl.scope_for(account), defaults={"account": account})
+    return control
+
+
+def halt_trading(*, account: BrokerAccount | None = None, user=None, reason: str = "") -> TradingControl:
+    """Kill switch on, for one account or (account None) for everything. Idempotent: halting again
+    only records the new reason and who."""
+    control = _trading_control(account)
+    reason = (reason or "").strip()
+    TradingControl.objects.filter(pk=control.pk).update(
+        halted=True, halt_reason=reason, halted_at=timezone.now(), halted_by=_real_user(user))
+    control.refresh_from_db()
+    logger.warning("trading halted (%s) by %s: %s", control.scope, getattr(_real_user(user), "pk", None), reason)
+    return control
+
+
+def resume_trading(*, account: BrokerAccount | None = None, user=None) -> TradingControl:
+    """Kill switch off for that scope (a global halt still stops an account resumed on its own)."""
+    control = _trading_control(account)
+    TradingControl.objects.filter(pk=control.pk).update(halted=False, halt_reason="", halted_at=None, halted_by=None)
+    control.refresh_from_db()
+    logger.warning("trading resumed (%s) by %s", control.scope, getattr(_real_user(user), "pk", None))
+    return control
+
+
+def halt_reason_for(account: BrokerAccount | None) -> str | None:
+    """Why `account` may not send new orders (the global halt first, then the account's), in Korean;
+    None when trading is allowed."""
+    scopes = [TradingControl.GLOBAL] + ([TradingControl.scope_for(account)] if account is not None else [])
+    halted = {control.scope: control for control in TradingControl.objects.filter(scope__in=scopes, halted=True)}
+    control = halted.get(TradingControl.GLOBAL)
+    prefix = "전체 자동매매가 중지되어(킬 스위치) 새 주문을 보내지 않습니다"
+    if control is None and account is not None:
+        control = halted.get(TradingControl.scope_for(account))
+        prefix = "이 계좌의 자동매매가 중지되어(킬 스위치) 새 주문을 보내지 않습니다"
+    if control is None:
+        return None
+    return f"{prefix}: {control.halt_reason}" if control.halt_reason else f"{prefix}."
+
+
+# ------------------------------------------------------------------------------------------- alerts
+# One open alert per (account, kind, key); a new one is notified (e-mail, webhook) after its
+# transaction commits, and a notification failure never reaches the caller. An open alert with
+# `blocks_entries` stops the account's entry job until someone resolves it.
+
+
+def raise_alert(account: BrokerAccount | None, kind: str, message: str, *, key: str = "",
+                details: dict | None = None, blocks_entries: bool = False) -> tuple[TradingAlert, bool]:
+    """Open an alert, or return the open one with the same (account, kind, key) unchanged
+    (created False, nothing notified)."""
+    key = key[:120]
+    with transaction.atomic():
+        if account is not None:  # serialises alert creation per account, so two reconciliations make one
+            list(BrokerAccount.objects.select_for_update().filter(pk=account.pk).values_list("pk", flat=True))
+        existing = (TradingAlert.objects.filter(account=account, kind=kind, key=key, resolved_at__isnull=True)
+                    .order_by("pk").first())
+        if existing is not None:
+            return existing, False
+        alert = TradingAlert.objects.create(
+            account=account, kind=kind, key=key, message=message, details=_jsonable(details or {}),
+            blocks_entries=blocks_entries,
+            # A fill is news, not a problem: it is notified but never waits for someone to resolve it.
+            resolved_at=timezone.now() if kind == AlertKind.FILLED else None,
+        )
+        transaction.on_commit(lambda: _queue_notification(alert.pk), robust=True)
+    logger.log(logging.INFO if kind == AlertKind.FILLED else logging.WARNING, "alert %s %s (account %s): %s",
+               alert.pk, kind, getattr(account, "pk", None), message)
+    return alert, True
+
+
+def _queue_notification(alert_id: int) -> None:
+    """Hand the e-mail/webhook to a Celery worker, so a slow webhook never delays an order; when the
+    queue cannot take it, notify here (a notification is never dropped for want of a worker)."""
+    from .tasks import notify_alert  # tasks imports this module
+
+    try:
+        notify_alert.delay(alert_id)
+    except Exception:
+        logger.warning("could not queue the notification of alert %s; sending it now", alert_id, exc_info=True)
+        notify(alert_id)
+
+
+def notify(alert_id: int) -> None:
+    """Send an alert's notifications (e-mail, webhook) and stamp it notified; never raises."""
+    try:
+        alert = TradingAlert.objects.select_related("account__owner").get(pk=alert_id)
+        if notifications.notify_alert(alert):
+            TradingAlert.objects.filter(pk=alert_id).update(notified_at=timezone.now())
+    except Exception:  # a notification never breaks trading
+        logger.exception("notifying alert %s failed", alert_id)
+
+
+def resolve_alert(alert: TradingAlert, *, user, note: str = "") -> TradingAlert:
+    """Close an alert, recording who, when and why. A resolved position mismatch is acknowledged:
+    the same difference is not reported again (a new difference is). Resolving twice keeps the first."""
+    TradingAlert.objects.filter(pk=alert.pk, resolved_at__isnull=True).update(
+        resolved_at=timezone.now(), resolved_by=_real_user(user), resolution_note=(note or "").strip())
+    alert.refresh_from_db()
+    return alert
+
+
+def entry_block_reason(account: BrokerAccount) -> str | None:
+    """Why the account's entries are blocked by open alerts (Korean), or None."""
+    blocking = TradingAlert.objects.filter(account=account, blocks_entries=True, resolved_at__isnull=True)
+    first = blocking.order_by("created_at", "pk").first()
+    if first is None:
+        return None
+    count = blocking.count()
+    more = f" (외 {count - 1}건)" if count > 1 else ""
+    return (f"해결되지 않은 알림 때문에 신규 진입을 막았습니다: {first.message}{more} "
+            f"확인 후 알림을 해결하면 다시 진입합니다.")
+
+
+def _side_label(side: str) -> str:
+    return "매수" if side == OrderSide.BUY else "매도"
+
+
+def _order_alert(order: Order, kind: str, message: str, details: dict | None = None) -> None:
+    text = (f"{order.code} {_side_label(order.side)} {order.quantity:,}주 "
+            f"({order.get_reason_display()}, {order.trading_date}): {message}")
+    raise_alert(order.broker_account, kind, text, key=f"order-{order.pk}",
+                details={"order": order.pk, "client_order_id": order.client_order_id, **(details or {})})
+
+
+def _record_trade(order: Order, fill: Fill, *, announce: bool) -> None:
+    """The fill's TradeLog row (once: one-to-one with the fill) and, for a new fill, a FILLED alert.
+    Called inside `_apply_row`'s transaction."""
+    account = order.broker_account
+    TradeLog.objects.get_or_create(fill=fill, defaults={
+        "user_id": account.owner_id, "symbol": order.code, "side": order.side, "quantity": fill.quantity,
+        "price": fill.price, "amount": fill.amount, "commission": fill.commission, "tax": fill.tax,
+        "reason": order.reason, "timestamp": fill.filled_at,
+    })
+    if announce:
+        raise_alert(account, AlertKind.FILLED,
+                    f"{order.code} {_side_label(order.side)} {fill.quantity:,}주 체결: {fill.price:,}원, "
+                    f"금액 {fill.amount:,}원 (누적 {fill.cumulative_quantity:,}/{order.quantity:,}주, "
+                    f"{order.get_reason_display()})",
+                    key=f"fill-{fill.pk}", details={"order": order.pk, "fill": fill.pk})
+
+
+def _job_alert(run: WeeklyRun, config: StrategyConfig, status: str, reason: str) -> None:
+    """A JOB_FAILED alert for a failed or blocked run; never raises (the run is already finished)."""
+    verb = "실패했습니다" if status == WeeklyRunStatus.FAILED else "차단되었습니다"
+    try:
+        raise_alert(config.broker_account, AlertKind.JOB_FAILED,
+                    f"{config.name}: {run.trading_date} {run.get_job_display()} 작업이 {verb}: {reason}",
+                    key=f"run-{run.pk}", details={"run": run.pk, "status": status})
+    except Exception:
+        logger.exception("could not record the alert of run %s", run.pk)
+
+
+# ------------------------------------------------------------------------------------------- positions vs broker
+@dataclass
+class PositionReport:
+    """Derived positions compared with the broker's holdings, per code."""
+
+    matched: list[str] = field(default_factory=list)
+    in_flight: list[str] = field(default_factory=list)  # differ by no more than open orders explain
+    shortfalls: dict[str, dict] = field(default_factory=dict)  # the broker holds less than we recorded
+    extras: dict[str, dict] = field(default_factory=dict)  # the broker holds shares we never bought
+
+
+def _open_quantities(account: BrokerAccount) -> tuple[dict[str, int], dict[str, int]]:
+    """Per code, the unfilled quantity of orders that may still fill at the broker (buys, sells)."""
+    buys: dict[str, int] = {}
+    sells: dict[str, int] = {}
+    rows = (Order.objects.filter(broker_account=account)
+            .filter(Q(status__in=OPEN_STATUSES) & ~Q(status=OrderStatus.PENDING)
+                    | Q(status=OrderStatus.PENDING, send_attempts__gt=0))
+            .values_list("code", "side", "quantity", "filled_quantity"))
+    for code, side, quantity, filled in rows:
+        target = buys if side == OrderSide.BUY else sells
+        target[code] = target.get(code, 0) + max(quantity - filled, 0)
+    return buys, sells
+
+
+def check_positions(account: BrokerAccount, *, broker=None, now: dt.datetime | None = None) -> PositionReport:
+    """Compare `positions_for(account=...)` with `broker.get_balance().holdings` and keep the
+    POSITION_MISMATCH alerts in step:
+
+    - the broker holds less than we recorded (sold outside, a missed fill): a blocking alert
+      (`shortfall:<code>`) — the account's entries stop until it is resolved;
+    - the broker holds more (the owner's own shares, an order outside the system): a non-blocking
+      alert (`extra:<code>`); the auto-trader never sells more than it recorded;
+    - a difference that open orders can explain (fills not read yet) is left alone;
+    - an open alert whose code matches again is resolved automatically; a difference a person
+      resolved (acknowledged) is not reported again unless it changes.
+
+    Raises the broker's error (after a RECONCILE_FAILED alert) when the balance cannot be read."""
+    now = now or timezone.now()
+    broker = broker or get_broker(account, now)
+    try:
+        balance = broker.get_balance()
+    except (BrokerError, KisError) as error:
+        raise_alert(account, AlertKind.RECONCILE_FAILED,
+                    f"잔고를 읽지 못해 보유 수량을 확인하지 못했습니다: {user_message_for(error)}", key="balance")
+        raise
+    ours = {code: position.quantity for code, position in positions_for(account=account).items()}
+    theirs: dict[str, int] = {}
+    for holding in balance.holdings:
+        if holding.quantity:
+            theirs[holding.code] = theirs.get(holding.code, 0) + holding.quantity
+    open_buys, open_sells = _open_quantities(account)
+    report = PositionReport()
+    for code in sorted(set(ours) | set(theirs)):
+        recorded, held = ours.get(code, 0), theirs.get(code, 0)
+        difference = held - recorded
+        details = {"code": code, "recorded": recorded, "broker": held, "difference": difference,
+                   "open_buy": open_buys.get(code, 0), "open_sell": open_sells.get(code, 0)}
+        if difference == 0:
+            report.matched.append(code)
+        elif -open_sells.get(code, 0) <= difference <= open_buys.get(code, 0):
+            report.in_flight.append(code)
+        elif difference < 0:
+            report.shortfalls[code] = details
+        else:
+            report.extras[code] = details
+    _sync_position_alerts(account, report)
+    return report
+
+
+def _position_message(details: dict) -> str:
+    code, recorded, held, difference = details["code"], details["recorded"], details["broker"], details["difference"]
+    if difference < 0:
+        return (f"{code}: 자동매매 기록은 {recorded:,}주인데 브로커 잔고는 {held:,}주입니다 ({-difference:,}주 부족). "
+                f"직접 매도했거나 체결이 누락됐을 수 있습니다. 확인 후 해결 처리하면 신규 진입이 다시 허용됩니다.")
+    if recorded == 0:
+        return (f"{code}: 브로커 잔고에 자동매매가 사지 않은 {held:,}주가 있습니다 (직접 매수했거나 시스템 밖의 주문). "
+                f"자동매매는 이 주식을 팔지 않습니다. 신규 진입은 막지 않습니다.")
+    return (f"{code}: 브로커 잔고 {held:,}주가 자동매매 기록 {recorded:,}주보다 {difference:,}주 많습니다 "
+            f"(직접 매수분 등). 자동매매는 기록된 수량까지만 팝니다. 신규 진입은 막지 않습니다.")
+
+
+def _sync_position_alerts(account: BrokerAccount, report: PositionReport) -> None:
+    wanted = {f"shortfall:{code}": (details, True) for code, details in report.shortfalls.items()}
+    wanted |= {f"extra:{code}": (details, False) for code, details in report.extras.items()}
+    open_alerts = {
+        alert.key: alert for alert in TradingAlert.objects.filter(
+            account=account, kind=AlertKind.POSITION_MISMATCH, resolved_at__isnull=True)
+    }
+    for key, alert in open_alerts.items():
+        code = key.split(":", 1)[-1]
+        if key not in wanted and code not in report.in_flight:
+            resolve_alert(alert, user=None, note="자동 해소: 브로커 잔고와 자동매매 기록의 차이가 없어졌습니다.")
+    for key, (details, blocking) in wanted.items():
+        message = _position_message(details)
+        alert = open_alerts.get(key)
+        if alert is not None:
+            if alert.details != details:  # the numbers moved: keep the one open alert current
+                TradingAlert.objects.filter(pk=alert.pk).update(message=message, details=details)
+            continue
+        acknowledged = (TradingAlert.objects.filter(account=account, kind=AlertKind.POSITION_MISMATCH, key=key,
+                                                    resolved_by__isnull=False)
+                        .order_by("-resolved_at", "-pk").first())
+        if acknowledged is not None and acknowledged.details.get("difference") == details["difference"]:
+            continue
+        raise_alert(account, AlertKind.POSITION_MISMATCH, message, key=key, details=details,
+                    blocks_entries=blocking)
 
 
 # ------------------------------------------------------------------------------------------- jobs
@@ -520,11 +964,27 @@ def _run_job(config: StrategyConfig, job: str, trading_date: dt.date, now: dt.da
                                  "모의투자/실전 계좌는 오늘 날짜로만 주문할 수 있습니다.", now))
     may_send, why_not = _may_send(job, trading_date, now)
     broker = get_broker(account, now)
-    try:
-        reconcile_orders(account, trading_date, broker=broker, now=now)
-    except (BrokerError, KisError) as error:
+    try:  # the entry compares positions itself below, and fails closed when it cannot
+        reconcile_orders(account, trading_date, broker=broker, now=now, positions=job != Job.ENTRY)
+    except (BrokerError, KisError) as error:  # alerted by reconcile_orders
         return JobResult(_finish(run, WeeklyRunStatus.BLOCKED,
                                  f"주문 내역을 확인하지 못해 주문을 보내지 않았습니다: {user_message_for(error)}", now))
+    if may_send and (not run.planned or run.orders.filter(status=OrderStatus.PENDING).exists()):
+        # The kill switch: a run not planned yet plans nothing (it may run again after the resume);
+        # orders already planned and still pending are refused by `_send_order`, with the reason.
+        halted = halt_reason_for(account)
+        if halted and not run.planned:
+            return JobResult(_finish(run, WeeklyRunStatus.BLOCKED, halted, now))
+        if job == Job.ENTRY and not halted:
+            try:
+                check_positions(account, broker=broker, now=now)
+            except (BrokerError, KisError) as error:  # alerted by check_positions
+                return JobResult(_finish(run, WeeklyRunStatus.BLOCKED,
+                                         f"잔고를 확인하지 못해 진입 주문을 보내지 않았습니다: {user_message_for(error)}",
+                                         now))
+            blocked = entry_block_reason(account)
+            if blocked:
+                return JobResult(_finish(run, WeeklyRunStatus.BLOCKED, blocked, now))
     try:
         if not run.planned:
             if not may_send:
@@ -546,13 +1006,20 @@ def _run_job(config: StrategyConfig, job: str, trading_date: dt.date, now: dt.da
             _checkpoint("intents_committed", run)
         for order in run.orders.filter(status=OrderStatus.PENDING).order_by("pk"):
             _send_order(order, broker, now, may_send, why_not)
+        unsent = list(run.orders.filter(status=OrderStatus.PENDING, send_attempts=0).order_by("pk"))
+        if unsent:  # a risk input could not be read: not sent; running the job again sends them
+            raise BlockRun(f"{len(unsent)}건의 주문을 보내지 못했습니다: {unsent[0].error_message}")
     except SkipRun as skip:
         return JobResult(_finish(run, WeeklyRunStatus.SKIPPED, str(skip), now))
     except BlockRun as block:
-        return JobResult(_finish(run, WeeklyRunStatus.BLOCKED, str(block), now))
+        run = _finish(run, WeeklyRunStatus.BLOCKED, str(block), now)
+        _job_alert(run, config, WeeklyRunStatus.BLOCKED, str(block))
+        return JobResult(run)
     except Exception as error:
         logger.exception("weekly %s job of config %s failed", job, config.pk)
-        return JobResult(_finish(run, WeeklyRunStatus.FAILED, user_message_for(error), now))
+        run = _finish(run, WeeklyRunStatus.FAILED, user_message_for(error), now)
+        _job_alert(run, config, WeeklyRunStatus.FAILED, user_message_for(error))
+        return JobResult(run)
     reason = "" if may_send else why_not
     return JobResult(_finish(run, WeeklyRunStatus.COMPLETE, reason, now))
 
@@ -591,3 +1058,199 @@ def resume_interrupted_runs(now: dt.datetime | None = None) -> list[WeeklyRun]:
 
 def active_configs():
     return StrategyConfig.objects.filter(is_active=True, broker_account__isnull=False).order_by("pk")
+
+
+# ------------------------------------------------------------------------------------------- manual orders
+# `POST /trade/{symbol}` and anything else that places one order by hand. Same promises as the
+# weekly jobs: the Order row (reason `manual`) is committed before the request leaves, and it goes
+# through `_send_order`, so the kill switch, the risk checks and the once-only send apply.
+# Manual orders are not deduplicated by intent (buying the same stock twice is a legitimate wish):
+# each gets a uuid-based client order id, unless the caller gives an idempotency key; the id is then
+# derived from (user, key), so a retried request finds its order and sends nothing new.
+
+MANUAL_MAX_QUANTITY = 10_000_000
+MANUAL_MAX_PRICE = 100_000_000
+IDEMPOTENCY_KEY_MAX_LENGTH = 200
+
+
+class ManualOrderError(Exception):
+    """The service refused the order before storing anything; `field` names the offending input and
+    `status` is the HTTP status the API answers with."""
+
+    status = 400
+
+    def __init__(self, message: str, *, field: str = "detail") -> None:
+        super().__init__(message)
+        self.message = message
+        self.field = field
+
+
+class ManualOrderAccountNotFound(ManualOrderError):
+    status = 404
+
+
+class ManualOrderNoAccount(ManualOrderError):
+    status = 409
+
+
+class IdempotencyKeyReused(ManualOrderError):
+    status = 422
+
+
+def order_trading_day(now: dt.datetime) -> dt.date:
+    """The trading day an order placed at `now` belongs to: today during a trading day until the
+    close, else the next trading day (as the paper broker books it)."""
+    from market.krx import next_trading_day, session_open_close
+
+    local = _seoul(now)
+    if is_trading_day(local.date()) and local < session_open_close(local.date())[1]:
+        return local.date()
+    return next_trading_day(local.date())
+
+
+def manual_client_order_id(user, idempotency_key: str | None = None) -> str:
+    """`m<user>-<uuid>`; with an idempotency key `m<user>-k<sha256(user:key)[:40]>` (≤ 64 chars)."""
+    import hashlib
+    import uuid
+
+    if idempotency_key:
+        digest = hashlib.sha256(f"{user.pk}:{idempotency_key}".encode()).hexdigest()[:40]
+        return f"m{user.pk}-k{digest}"
+    return f"m{user.pk}-{uuid.uuid4().hex}"
+
+
+def _manual_account(user, account) -> BrokerAccount:
+    if account is None or account == "":
+        found = BrokerAccount.objects.filter(owner=user).order_by("-is_default", "pk").first()
+        if found is None:
+            raise ManualOrderNoAccount("브로커 계좌가 없습니다. 계정 페이지에서 계좌를 먼저 추가하세요.", field="account")
+        return found
+    pk = account.pk if isinstance(account, BrokerAccount) else account
+    if isinstance(pk, bool) or not isinstance(pk, int | str) or not str(pk).isdigit():
+        raise ManualOrderError(f"계좌 번호(id)는 정수여야 합니다: {account!r}", field="account")
+    found = BrokerAccount.objects.filter(owner=user, pk=int(pk)).first()
+    if found is None:  # another user's account looks exactly like a missing one
+        raise ManualOrderAccountNotFound("해당 브로커 계좌를 찾을 수 없습니다.", field="account")
+    return found
+
+
+def _manual_inputs(symbol, side, quantity, price) -> tuple[str, str, int, int | None]:
+    code = str(symbol or "").strip().upper()
+    if not code or len(code) > 12:
+        raise ManualOrderError(f"종목코드가 올바르지 않습니다: {str(symbol)[:20]!r}", field="symbol")
+    side = str(side or "").strip().lower()
+    if side not in (OrderSide.BUY, OrderSide.SELL):
+        raise ManualOrderError(f"매매 구분은 buy(매수) 또는 sell(매도)이어야 합니다: {str(side)[:20]!r}", field="side")
+    if isinstance(quantity, bool) or not isinstance(quantity, int) or quantity < 1:
+        raise ManualOrderError(f"주문 수량은 1주 이상의 정수여야 합니다: {str(quantity)[:20]!r}", field="quantity")
+    if quantity > MANUAL_MAX_QUANTITY:
+        raise ManualOrderError(f"주문 수량은 {MANUAL_MAX_QUANTITY:,}주 이하여야 합니다: {quantity:,}", field="quantity")
+    if price is not None:
+        if isinstance(price, bool) or not isinstance(price, int) or price < 1:
+            raise ManualOrderError(f"지정가는 1원 이상의 정수(원)여야 합니다: {str(price)[:20]!r}", field="price")
+        if price > MANUAL_MAX_PRICE:
+            raise ManualOrderError(f"지정가는 {MANUAL_MAX_PRICE:,}원 이하여야 합니다: {price:,}원", field="price")
+    return code, side, quantity, price
+
+
+def place_manual_order(user, account, symbol: str, *, side: str = OrderSide.BUY, quantity: int = 1,
+                       price: int | None = None, now: dt.datetime | None = None,
+                       idempotency_key: str | None = None) -> Order:
+    """Place one order by hand: market when `price` is None, else limit at `price` (on the KRX tick
+    table, inside the ±30% band of the previous close). `account`: a BrokerAccount or its id, the
+    user's own only (`ManualOrderAccountNotFound` otherwise); None = the user's default account.
+
+    Returns the Order after its send (submitted, or filled on the paper broker when the day's bar is
+    stored; rejected/cancelled with the reason when the broker, the kill switch or a risk check
+    refused it). With an `idempotency_key` already used by this user, the existing order is
+    returned untouched (`order.idempotent_replay` is True) — unless it was stored but never sent,
+    in which case this call sends it; different parameters under the same key raise
+    `IdempotencyKeyReused`. Raises `ManualOrderError` (nothing stored) on bad input."""
+    from market.krx import validate_order
+
+    now = now or timezone.now()
+    account = _manual_account(user, account)
+    if account.mode != BrokerMode.PAPER:
+        now = timezone.now()  # KIS trades in real time only; the given clock is for the paper broker
+    code, side, quantity, price = _manual_inputs(symbol, side, quantity, price)
+    if idempotency_key is not None:
+        idempotency_key = str(idempotency_key).strip()
+        if not idempotency_key or len(idempotency_key) > IDEMPOTENCY_KEY_MAX_LENGTH or not idempotency_key.isprintable():
+            raise ManualOrderError(
+                f"Idempotency-Key는 1~{IDEMPOTENCY_KEY_MAX_LENGTH}자의 인쇄 가능한 문자열이어야 합니다.",
+                field="idempotency_key")
+    order_type = OrderType.MARKET if price is None else OrderType.LIMIT
+    client_id = manual_client_order_id(user, idempotency_key)
+
+    if idempotency_key:
+        existing = Order.objects.filter(client_order_id=client_id).select_related("broker_account").first()
+        if existing is not None:
+            return _manual_replay(existing, account, code, side, quantity, order_type, price or 0, now)
+
+    instrument = Instrument.objects.filter(code=code).first()
+    if instrument is None:
+        raise ManualOrderError(f"알 수 없는 종목코드입니다: {code}", field="symbol")
+    if not instrument.is_listed:
+        raise ManualOrderError(f"상장폐지된 종목입니다: {code} {instrument.name}", field="symbol")
+    trading_date = order_trading_day(now)
+    prev_close = (
+        DailyBar.objects.filter(instrument=instrument, date__lt=trading_date).order_by("-date")
+        .values_list("close", flat=True).first()
+    )
+    reasons = validate_order(side, order_type, quantity, price, int(prev_close) if prev_close else None,
+                             market=instrument.market)
+    if reasons:
+        raise ManualOrderError(" / ".join(reasons), field="price" if price is not None else "quantity")
+
+    with transaction.atomic():
+        order, created = Order.objects.get_or_create(
+            client_order_id=client_id,
+            defaults={
+                "run": None, "config": None, "broker_account": account, "trading_date": trading_date, "code": code,
+                "side": side, "order_type": order_type, "quantity": quantity, "price": price or 0,
+                "reference_price": price or int(prev_close or 0), "reason": OrderReason.MANUAL, "intent_at": now,
+            },
+        )
+    if not created:  # a concurrent request with the same key won the insert
+        return _manual_replay(order, account, code, side, quantity, order_type, price or 0, now)
+    _checkpoint("manual_intent_committed", order)
+    _send_manual(order, account, now)
+    if order.status == OrderStatus.PENDING and order.send_attempts == 0 and not idempotency_key:
+        # Not sent because a risk input could not be read: without a key nobody can retry this very
+        # order, so it is closed (the reason stays) rather than left pending for ever.
+        Order.objects.filter(pk=order.pk, status=OrderStatus.PENDING, send_attempts=0).update(
+            status=OrderStatus.CANCELLED)
+        order.refresh_from_db()
+    order.idempotent_replay = False
+    return order
+
+
+def _manual_replay(order: Order, account: BrokerAccount, code: str, side: str, quantity: int, order_type: str,
+                   price: int, now: dt.datetime) -> Order:
+    same = (order.broker_account_id, order.code, order.side, order.quantity, order.order_type, order.price) == (
+        account.pk, code, side, quantity, order_type, price)
+    if not same:
+        raise IdempotencyKeyReused(
+            "같은 Idempotency-Key로 다른 내용의 주문이 이미 있습니다. 새 주문에는 새 키를 쓰세요.",
+            field="idempotency_key")
+    if order.status == OrderStatus.PENDING and order.send_attempts == 0:
+        _send_manual(order, order.broker_account, now)  # stored but never sent (the first request died)
+    order.refresh_from_db()
+    order.idempotent_replay = True
+    return order
+
+
+def _send_manual(order: Order, account: BrokerAccount, now: dt.datetime) -> None:
+    """Send through `_send_order`; on the paper broker, read the fill back at once (reconciliation
+    only reads, never sends)."""
+    broker = get_broker(account, now)
+    may_send = order.trading_date == order_trading_day(now)
+    why_not = "" if may_send else f"{order.trading_date} 거래일이 지나 주문을 보내지 않았습니다."
+    _send_order(order, broker, now, may_send, why_not)
+    order.refresh_from_db()
+    if account.mode == BrokerMode.PAPER and order.status == OrderStatus.SUBMITTED:
+        try:
+            reconcile_orders(account, order.trading_date, broker=broker, now=now)
+        except (BrokerError, KisError) as error:  # the 5-minute reconciliation picks it up later
+            logger.warning("reading back manual order %s failed: %s", order.client_order_id, user_message_for(error))
+        order.refresh_from_db()

@@ -47,3 +47,8 @@ def reconcile() -> dict:
     summaries = services.reconcile_open_orders()
     resumed = services.resume_interrupted_runs()
     return {"accounts": len(summaries), "resumed": [run.pk for run in resumed]}
+
+
+@shared_task(name="orders.notify_alert", ignore_result=True)
+def notify_alert(alert_id: int) -> None:
+    services.notify(alert_id)

@@ -6,4 +6,6 @@ app_name = "orders"
 
 urlpatterns = [
     path("", views.index, name="index"),
+    path("trading-control/", views.trading_control, name="trading_control"),
+    path("alerts/<int:pk>/resolve/", views.resolve_alert, name="resolve_alert"),
 ]

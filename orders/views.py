@@ -1,10 +1,115 @@
-from django.contrib.auth.decorators import login_required
-from django.shortcuts import render
+"""주문 page and the dashboard's HTMX actions (kill switch, alert resolution). Thin: reads come from
+`selectors`, every change goes through `services`."""
 
-from .selectors import orders_page_for
+from __future__ import annotations
+
+import datetime as dt
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.paginator import Paginator
+from django.http import Http404, HttpResponseBadRequest, HttpResponseForbidden
+from django.shortcuts import redirect, render
+from django.utils.translation import gettext as _
+from django.views.decorators.http import require_POST, require_safe
+
+from . import selectors, services
+from .models import OrderReason, OrderSide, OrderStatus
+
+PAGE_SIZE = 50
+
+
+def _date(value: str | None) -> dt.date | None:
+    try:
+        return dt.date.fromisoformat(value) if value else None
+    except ValueError:
+        return None
+
+
+def order_filters(params) -> dict:
+    """The 주문 page's filters from the query string; unknown values are ignored, not errors."""
+    status = params.get("status") or None
+    side = params.get("side") or None
+    reason = params.get("reason") or None
+    code = (params.get("code") or "").strip().upper()[:12] or None
+    return {
+        "status": status if status in OrderStatus.values else None,
+        "side": side if side in OrderSide.values else None,
+        "reason": reason if reason in OrderReason.values else None,
+        "code": code,
+        "start": _date(params.get("start")),
+        "end": _date(params.get("end")),
+    }
 
 
 @login_required
+@require_safe
 def index(request):
-    """주문: the user's strategies with their positions, the weekly runs and the orders."""
-    return render(request, "orders/index.html", orders_page_for(request.user))
+    """주문: filters (HTMX swaps only the orders list), the orders with their fills and the broker's
+    messages; below, the strategies with their positions and the weekly runs."""
+    filters = order_filters(request.GET)
+    page = Paginator(selectors.orders_for(request.user, **filters).prefetch_related("fills"), PAGE_SIZE)
+    page_obj = page.get_page(request.GET.get("page"))
+    query = request.GET.copy()
+    query.pop("page", None)
+    context = {
+        "filters": filters,
+        "page_obj": page_obj,
+        "orders": page_obj.object_list,
+        "query": query.urlencode(),
+        "status_choices": OrderStatus.choices,
+        "side_choices": OrderSide.choices,
+        "reason_choices": OrderReason.choices,
+    }
+    if request.htmx and request.htmx.target == "orders-list":
+        return render(request, "orders/partials/orders_list.html", context)
+    context.update(selectors.orders_page_for(request.user))
+    return render(request, "orders/index.html", context)
+
+
+def _kill_switch_response(request):
+    context = {"controls": selectors.trading_controls_for(request.user)}
+    if request.htmx:
+        return render(request, "orders/partials/kill_switch.html", context)
+    return redirect("dashboard")
+
+
+@login_required
+@require_POST
+def trading_control(request):
+    """Halt or resume trading: `action=halt|resume`, `account=<id>` (one of yours) or empty for the
+    global switch (staff only), `reason`. HTMX gets the kill-switch card back."""
+    action = request.POST.get("action")
+    if action not in ("halt", "resume"):
+        return HttpResponseBadRequest(_("Unknown action."))
+    account = None
+    if request.POST.get("account"):
+        account = selectors.own_account(request.user, request.POST["account"])
+        if account is None:
+            raise Http404
+    elif not request.user.is_staff:
+        return HttpResponseForbidden(_("Only staff can switch the global kill switch."))
+    reason = (request.POST.get("reason") or "").strip()[:500]
+    if action == "halt":
+        services.halt_trading(account=account, user=request.user, reason=reason or _("Halted from the dashboard."))
+        if not request.htmx:
+            messages.warning(request, _("Trading halted."))
+    else:
+        services.resume_trading(account=account, user=request.user)
+        if not request.htmx:
+            messages.success(request, _("Trading resumed."))
+    return _kill_switch_response(request)
+
+
+@login_required
+@require_POST
+def resolve_alert(request, pk: int):
+    """Resolve one open alert of your accounts (with an optional note). HTMX gets the alerts card back."""
+    alert = selectors.alert_for(request.user, pk)
+    if alert is None:
+        raise Http404
+    services.resolve_alert(alert, user=request.user, note=(request.POST.get("note") or "").strip()[:1000])
+    if request.htmx:
+        return render(request, "orders/partials/alerts.html", {"alerts": selectors.open_alerts_for(request.user)})
+    messages.success(request, _("Alert resolved."))
+    return redirect("dashboard")

@@ -4,7 +4,7 @@ from django.shortcuts import render
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
-from accounts.selectors import broker_accounts_for
+from orders.selectors import dashboard_for
 
 from .health import health_report
 
@@ -18,4 +18,7 @@ def healthz(request):
 
 @login_required
 def dashboard(request):
-    return render(request, "dashboard.html", {"broker_accounts": broker_accounts_for(request.user)})
+    """대시보드: account value, holdings with P&L, this week's plan, the next runs, recent orders, the
+    kill switch, open alerts and the equity line — all from stored data (`orders.selectors.dashboard_for`);
+    a KIS account's broker balance loads separately over HTMX, so an unreachable broker never fails the page."""
+    return render(request, "dashboard.html", dashboard_for(request.user))

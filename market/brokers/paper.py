@@ -121,7 +121,7 @@ class PaperBroker:
         with transaction.atomic():
             account = self._account(lock=True)
             if side == "buy":
-                estimate = price if order_type == LIMIT else (prev_close or 0)
+                estimate = price if order_type == LIMIT else self._market_estimate(code, trading_day, now, prev_close)
                 cost = estimate * quantity
                 if cost + _commission(cost) > account.cash:
                     raise OrderRefused(
@@ -143,6 +143,16 @@ class PaperBroker:
             self._match(order, account, now)
         return OrderReceipt(order_no=order_no, org_no=PAPER_ORG_NO, order_time=now.time().replace(microsecond=0),
                             msg_cd="PAPER", msg1="모의 주문이 접수되었습니다.")
+
+    def _market_estimate(self, code: str, trading_day: dt.date, now: dt.datetime, prev_close: int | None) -> int:
+        """The price a market buy is checked against: its fill price when the day's bar is already
+        stored (the open before 12:00, else the close — exactly what `_match` charges), else the
+        previous close. Checking a known fill against the previous close would refuse a buy sized
+        with all the cash at the open whenever the stock opened below the previous close."""
+        bar = self._bar(code, trading_day)
+        if bar is None:
+            return prev_close or 0
+        return bar.open if now.time() < MIDDAY or now.date() < bar.date else bar.close
 
     def cancel_order(self, order_no: str, org_no: str, quantity: int | None = None) -> OrderReceipt:
         with transaction.atomic():

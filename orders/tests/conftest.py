@@ -70,3 +70,9 @@ def config(user, paper_account, demo_bars, stub_strategy):
         universe_codes=" ".join(demo_bars), max_positions=3, cash_per_week=3_000_000, is_active=True,
         broker_account=paper_account,
     )
+
+
+@pytest.fixture(autouse=True)
+def eager_celery(settings):
+    """Alert notifications go through a Celery task (orders.notify_alert): run it inline in tests."""
+    settings.CELERY_TASK_ALWAYS_EAGER = True

@@ -29,17 +29,16 @@ def test_entry_buys_the_top_ranked_at_most_max_positions(config, demo_bars):
     result = _entry(config)
     assert result.run.status == WeeklyRunStatus.COMPLETE
     orders = list(Order.objects.order_by("code"))
-    # Score = column index, so the three last codes win; equal split of cash_per_week.
+    # Score = column index, so the three last codes win; equal split of min(cash_per_week, the
+    # account's orderable cash), sized at the entry day's open (known at 09:05), as the backtest.
     assert [o.code for o in orders] == demo_bars[-3:]
-    friday_before = dt.date(2025, 11, 21)
     for order in orders:
-        close = DailyBar.objects.get(instrument__code=order.code, date=friday_before).close
         opening = DailyBar.objects.get(instrument__code=order.code, date=MONDAY).open
         per = 3_000_000 // 3
-        expected = math.floor(per / (close * (1 + float(DEFAULT_COMMISSION_RATE))))
-        while expected * close + commission_for(expected * close) > per:
+        expected = math.floor(per / (opening * (1 + float(DEFAULT_COMMISSION_RATE))))
+        while expected * opening + commission_for(expected * opening) > per:
             expected -= 1
-        assert (order.side, order.order_type, order.quantity, order.reference_price) == ("buy", "01", expected, close)
+        assert (order.side, order.order_type, order.quantity, order.reference_price) == ("buy", "01", expected, opening)
         assert order.status == OrderStatus.FILLED
         assert order.average_fill_price == opening  # a market order before 12:00 fills at the open
         [fill] = order.fills.all()

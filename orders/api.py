@@ -1,0 +1,288 @@
+"""Orders API: the design's `POST /trade/{symbol}`, the caller's orders, fills, derived positions and
+trade log, and the kill switch.
+
+JWT or session, like the rest of the API. Everything is scoped to the caller's OWN broker accounts:
+another user's order, fill or account answers 404, as if it did not exist. Lists are paginated as
+the project does (`?page=`, 50 a page); bad filters answer 400.
+"""
+
+from __future__ import annotations
+
+from django.utils.translation import gettext as _
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_view
+from rest_framework import mixins, parsers, status, viewsets
+from rest_framework.exceptions import NotFound, PermissionDenied
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from . import selectors, services
+from .models import Fill, Order, OrderStatus, TradeLog
+from .serializers import (
+    FillFilterSerializer,
+    FillSerializer,
+    OrderDetailSerializer,
+    OrderFilterSerializer,
+    OrderSerializer,
+    OrdersErrorSerializer,
+    PositionSerializer,
+    TradeLogFilterSerializer,
+    TradeLogSerializer,
+    TradeRequestSerializer,
+    TradeResponseSerializer,
+    TradingControlRequestSerializer,
+    TradingControlSerializer,
+)
+
+TAGS = ["orders"]
+
+
+def _filters(serializer_class, params) -> dict:
+    form = serializer_class(data={key: value for key, value in params.items() if value not in ("", None)})
+    form.is_valid(raise_exception=True)
+    return dict(form.validated_data)
+
+
+def _params(serializer_class) -> list[OpenApiParameter]:
+    return [
+        OpenApiParameter(name, OpenApiTypes.DATE if name in ("start", "end") else
+                         OpenApiTypes.INT if name in ("account", "order") else OpenApiTypes.STR,
+                         OpenApiParameter.QUERY, required=False, description=str(field.help_text or ""),
+                         enum=list(field.choices) if hasattr(field, "choices") else None)
+        for name, field in serializer_class().fields.items()
+    ]
+
+
+# ------------------------------------------------------------------------------------------- POST /trade/{symbol}
+def trade_message(order) -> str:
+    """One line for the caller: what happened to the order (the broker's reason for a refusal)."""
+    if order.status == OrderStatus.FILLED:
+        return _("Filled: %(quantity)s shares of %(code)s at %(price)s KRW on average.") % {
+            "quantity": f"{order.filled_quantity:,}", "code": order.code, "price": f"{order.average_fill_price:,}"}
+    if order.status == OrderStatus.PARTIALLY_FILLED:
+        return _("Partially filled: %(filled)s of %(quantity)s shares.") % {
+            "filled": f"{order.filled_quantity:,}", "quantity": f"{order.quantity:,}"}
+    if order.status in (OrderStatus.SUBMITTED, OrderStatus.ACCEPTED):
+        return _("Order accepted by the broker (order no. %(no)s); fills are checked every 5 minutes.") % {
+            "no": order.broker_order_no or "-"}
+    if order.status == OrderStatus.PENDING:
+        return _("The order is stored and not sent yet.")
+    if order.error_message:
+        return order.error_message
+    if order.status == OrderStatus.UNKNOWN:
+        return _("The broker's answer was lost; the order is being checked against the broker's orders.")
+    return _("The order was not executed.")
+
+
+def trade_body(order) -> dict:
+    return {
+        "trade_id": order.pk, "status": order.status, "client_order_id": order.client_order_id,
+        "message": trade_message(order), "code": order.code, "side": order.side, "order_type": order.order_type,
+        "quantity": order.quantity, "price": order.price, "trading_date": order.trading_date,
+        "account": order.broker_account_id, "filled_quantity": order.filled_quantity,
+        "average_fill_price": order.average_fill_price,
+    }
+
+
+class TradeView(APIView):
+    """`POST /trade/{symbol}`: place one order by hand (default: BUY 1 share at market)."""
+
+    parser_classes = [parsers.JSONParser, parsers.FormParser, parsers.MultiPartParser]
+
+    @extend_schema(
+        tags=["trading"],
+        operation_id="trade_create",
+        summary="Place a manual order",
+        description=(
+            "Default BUY 1 share at market on your default broker account. The order is stored before it is "
+            "sent and goes through the same checks as the weekly jobs (kill switch, risk limits, KRX rules): "
+            "a refused order still answers 201 with `status` `rejected`/`cancelled` and the reason in "
+            "`message`. Send an `Idempotency-Key` header to make a retry safe: the same key answers 200 "
+            "with the same `trade_id` and sends nothing new; the same key with different parameters "
+            "answers 422."
+        ),
+        parameters=[
+            OpenApiParameter("symbol", OpenApiTypes.STR, OpenApiParameter.PATH, description="6-digit code, e.g. 005930"),
+            OpenApiParameter("Idempotency-Key", OpenApiTypes.STR, OpenApiParameter.HEADER, required=False,
+                             description="any unique string (≤ 200 chars) per intended order, e.g. a UUID"),
+        ],
+        request=TradeRequestSerializer,
+        responses={
+            201: OpenApiResponse(TradeResponseSerializer, description="the order, after its send"),
+            200: OpenApiResponse(TradeResponseSerializer, description="idempotent replay: the existing order"),
+            400: OpenApiResponse(OrdersErrorSerializer, description="bad input, e.g. an unknown code or an off-tick "
+                                                                 "price; nothing is stored"),
+            404: OpenApiResponse(OrdersErrorSerializer, description="the account is not one of yours"),
+            409: OpenApiResponse(OrdersErrorSerializer, description="you have no broker account"),
+            422: OpenApiResponse(OrdersErrorSerializer, description="Idempotency-Key reused for a different order"),
+        },
+    )
+    def post(self, request, symbol: str):
+        form = TradeRequestSerializer(data=request.data)
+        if not form.is_valid():
+            errors = {name: [str(message) for message in messages] for name, messages in form.errors.items()}
+            first = next(iter(errors.values()))[0]
+            return Response({"detail": first, **errors}, status=status.HTTP_400_BAD_REQUEST)
+        data = form.validated_data
+        try:
+            order = services.place_manual_order(
+                request.user, data.get("account"), symbol, side=data["side"], quantity=data["quantity"],
+                price=data.get("price"), idempotency_key=request.headers.get("Idempotency-Key"),
+            )
+        except services.ManualOrderError as error:
+            return Response({"detail": error.message, error.field: [error.message]}, status=error.status)
+        replay = getattr(order, "idempotent_replay", False)
+        return Response(trade_body(order), status=status.HTTP_200_OK if replay else status.HTTP_201_CREATED)
+
+
+# ------------------------------------------------------------------------------------------- orders, fills, logs
+@extend_schema_view(
+    list=extend_schema(tags=TAGS, parameters=_params(OrderFilterSerializer),
+                       responses={200: OrderSerializer(many=True), 400: OrdersErrorSerializer}),
+    retrieve=extend_schema(tags=TAGS, responses={200: OrderDetailSerializer, 404: OrdersErrorSerializer}),
+)
+class OrderViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+    """Your orders, newest first (filters: status, side, code, start/end trading date, reason, account);
+    one order with its fills."""
+
+    def get_queryset(self):
+        if getattr(self, "swagger_fake_view", False):  # schema generation
+            return Order.objects.none()
+        if self.action == "retrieve":
+            return selectors.orders_for(self.request.user).prefetch_related("fills")
+        return selectors.orders_for(self.request.user, **_filters(OrderFilterSerializer, self.request.query_params))
+
+    def get_serializer_class(self):
+        return OrderDetailSerializer if self.action == "retrieve" else OrderSerializer
+
+
+@extend_schema_view(
+    list=extend_schema(tags=TAGS, parameters=_params(FillFilterSerializer), responses={200: FillSerializer(many=True)}),
+    retrieve=extend_schema(tags=TAGS, responses={200: FillSerializer, 404: OrdersErrorSerializer}),
+)
+class FillViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+    """Fills of your orders, newest first (one row per increment of an order's filled quantity)."""
+
+    serializer_class = FillSerializer
+
+    def get_queryset(self):
+        if getattr(self, "swagger_fake_view", False):
+            return Fill.objects.none()
+        if self.action == "retrieve":
+            return selectors.fills_for(self.request.user)
+        return selectors.fills_for(self.request.user, **_filters(FillFilterSerializer, self.request.query_params))
+
+
+@extend_schema_view(
+    list=extend_schema(tags=TAGS, parameters=_params(TradeLogFilterSerializer),
+                       responses={200: TradeLogSerializer(many=True)}),
+    retrieve=extend_schema(tags=TAGS, responses={200: TradeLogSerializer, 404: OrdersErrorSerializer}),
+)
+class TradeLogViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+    """The design's trade log: one row per executed trade (fill) of yours."""
+
+    serializer_class = TradeLogSerializer
+
+    def get_queryset(self):
+        if getattr(self, "swagger_fake_view", False):
+            return TradeLog.objects.none()
+        if self.action == "retrieve":
+            return selectors.trade_logs_for(self.request.user)
+        return selectors.trade_logs_for(self.request.user,
+                                        **_filters(TradeLogFilterSerializer, self.request.query_params))
+
+
+# ------------------------------------------------------------------------------------------- positions
+def _position_rows(owner_kind: str, owner, positions) -> list[dict]:
+    account = owner if owner_kind == "account" else owner.broker_account
+    return [
+        {
+            "account": account.pk if account else None, "account_name": account.name if account else None,
+            "config": owner.pk if owner_kind == "config" else None,
+            "config_name": owner.name if owner_kind == "config" else None,
+            "code": p.code, "name": p.name, "quantity": p.quantity, "cost": p.cost, "average_price": p.average_price,
+            "opened_on": p.opened_on, "last_close": p.last_close, "last_close_date": p.last_close_date,
+            "market_value": p.market_value, "unrealised_pnl": p.unrealised_pnl,
+            "unrealised_pnl_rate": p.unrealised_pnl_rate,
+        }
+        for p in positions
+    ]
+
+
+class PositionsView(APIView):
+    """`GET /api/positions/`: open positions derived from your fills (manual orders included), per
+    broker account (`?by=account`, the default) or per strategy config (`?by=config`), marked to the
+    last stored daily close."""
+
+    @extend_schema(
+        tags=TAGS, operation_id="positions_list",
+        parameters=[
+            OpenApiParameter("by", OpenApiTypes.STR, OpenApiParameter.QUERY, enum=["account", "config"],
+                             description="group by broker account (default) or by strategy config"),
+            OpenApiParameter("account", OpenApiTypes.INT, OpenApiParameter.QUERY, required=False,
+                             description="only this broker account of yours"),
+        ],
+        responses={200: PositionSerializer(many=True), 400: OrdersErrorSerializer, 404: OrdersErrorSerializer},
+    )
+    def get(self, request):
+        by = request.query_params.get("by") or "account"
+        if by not in ("account", "config"):
+            return Response({"detail": _("by must be account or config.")}, status=status.HTTP_400_BAD_REQUEST)
+        account_id = request.query_params.get("account")
+        if account_id not in (None, "") and selectors.own_account(request.user, account_id) is None:
+            raise NotFound()
+        groups = (selectors.positions_by_account(request.user) if by == "account"
+                  else selectors.positions_by_config(request.user))
+        rows = []
+        for owner, positions in groups:
+            account = owner if by == "account" else owner.broker_account
+            if account_id not in (None, "") and (account is None or str(account.pk) != str(account_id)):
+                continue
+            rows.extend(_position_rows(by, owner, positions))
+        return Response(PositionSerializer(rows, many=True).data)
+
+
+# ------------------------------------------------------------------------------------------- kill switch
+def control_state(user) -> dict:
+    controls = selectors.trading_controls_for(user)
+
+    def row(state):
+        return {"account": state.account.pk if state.account else None,
+                "account_name": state.account.name if state.account else None,
+                "halted": state.halted, "reason": state.reason, "halted_at": state.halted_at}
+
+    return {"can_change_global": bool(user.is_staff), "global": row(controls["global"]),
+            "accounts": [row(state) for state in controls["accounts"]]}
+
+
+class TradingControlView(APIView):
+    """`GET/POST /api/trading-control/`: the kill switch. Everyone sees the global switch; only staff
+    change it. Each owner halts or resumes their own accounts; a halted scope sends no new order
+    (entries, exits and manual orders alike); orders already sent are still reconciled."""
+
+    @extend_schema(tags=TAGS, operation_id="trading_control_retrieve", responses={200: TradingControlSerializer})
+    def get(self, request):
+        return Response(TradingControlSerializer(control_state(request.user)).data)
+
+    @extend_schema(
+        tags=TAGS, operation_id="trading_control_update", request=TradingControlRequestSerializer,
+        responses={200: TradingControlSerializer, 400: OrdersErrorSerializer,
+                   403: OpenApiResponse(OrdersErrorSerializer, description="the global switch is staff only"),
+                   404: OpenApiResponse(OrdersErrorSerializer, description="not one of your accounts")},
+    )
+    def post(self, request):
+        form = TradingControlRequestSerializer(data=request.data)
+        form.is_valid(raise_exception=True)
+        data = form.validated_data
+        account = None
+        if data.get("account") is not None:
+            account = selectors.own_account(request.user, data["account"])
+            if account is None:
+                raise NotFound()
+        elif not request.user.is_staff:
+            raise PermissionDenied(_("Only staff can switch the global kill switch."))
+        if data["action"] == "halt":
+            services.halt_trading(account=account, user=request.user, reason=data.get("reason", ""))
+        else:
+            services.resume_trading(account=account, user=request.user)
+        return Response(TradingControlSerializer(control_state(request.user)).data)
