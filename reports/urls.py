@@ -6,4 +6,6 @@ app_name = "reports"
 
 urlpatterns = [
     path("", views.index, name="index"),
+    path("<str:week>/", views.detail, name="detail"),
+    path("<str:week>/regenerate/", views.regenerate, name="regenerate"),
 ]

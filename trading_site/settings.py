@@ -279,10 +279,57 @@ KIS_BASE_URLS = {
 _kis_client_mode = "paper" if KIS_MODE == "simulated" else "real"
 KIS_BASE_URLS[_kis_client_mode] = KIS_BASE_URLS[_kis_client_mode] or KIS_URL_BASE
 
+# --- Risk and notifications ---------------------------------------------------------------------
+# Pre-trade limits (orders.risk); a TradingControl row in the admin overrides them per account or
+# globally. Empty ORDERS_MAX_ORDER_KRW or 0 switches that check off; empty ORDERS_DAILY_LOSS_LIMIT_KRW
+# (the default) means no daily loss limit.
+def _optional_krw(name: str, default: int | None) -> int | None:
+    raw = env(name, default=None)
+    if raw is None:
+        return default
+    raw = str(raw).strip().replace(",", "").replace("_", "")
+    if not raw:
+        return None
+    if not raw.isdigit():
+        raise ImproperlyConfigured(f"{name} must be a whole number of KRW, got {raw!r}")
+    return int(raw) or None
+
+
+ORDERS_MAX_ORDER_KRW = _optional_krw("ORDERS_MAX_ORDER_KRW", 50_000_000)
+ORDERS_DAILY_LOSS_LIMIT_KRW = _optional_krw("ORDERS_DAILY_LOSS_LIMIT_KRW", None)
+# Alerts (fills, rejections, position mismatches, failed jobs) by e-mail to the account owner (needs
+# EMAIL_URL) and/or as {"text": ...} POSTed to a Slack-compatible incoming webhook.
+NOTIFY_EMAIL = env.bool("NOTIFY_EMAIL", default=False)
+NOTIFY_WEBHOOK_URL = env("NOTIFY_WEBHOOK_URL", default="")
+
 # --- OpenAI (reports) ---------------------------------------------------------------------------
 OPENAI_API_KEY = env("OPENAI_API_KEY", default="")
 OPENAI_MODEL = env("OPENAI_MODEL", default="gpt-4o-mini")
 OPENAI_BASE_URL = env("OPENAI_BASE_URL", default="")
+OPENAI_TIMEOUT = env.float("OPENAI_TIMEOUT", default=60.0)  # seconds per call
+OPENAI_MAX_RETRIES = env.int("OPENAI_MAX_RETRIES", default=3)  # retries of transient errors (429, 5xx, time-out)
+OPENAI_RETRY_BACKOFF = env.float("OPENAI_RETRY_BACKOFF", default=2.0)  # first wait (s), doubled each retry
+# Sampling temperature; "none" sends none (for models that accept only their default).
+_openai_temperature = env("OPENAI_TEMPERATURE", default="0.2")
+OPENAI_TEMPERATURE = None if _openai_temperature.lower() == "none" else float(_openai_temperature)
+OPENAI_MAX_OUTPUT_TOKENS = env.int("OPENAI_MAX_OUTPUT_TOKENS", default=2000)
+# Price per million tokens in USD, (input, output), by model-name prefix (the longest prefix wins):
+# the reports store their cost from it. Published OpenAI list prices; add your compatible server's
+# model here (or set OPENAI_PRICE_INPUT / OPENAI_PRICE_OUTPUT for OPENAI_MODEL). Unknown model: no cost.
+OPENAI_PRICES = {
+    "gpt-4o-mini": (0.15, 0.60),
+    "gpt-4o": (2.50, 10.00),
+    "gpt-4.1-nano": (0.10, 0.40),
+    "gpt-4.1-mini": (0.40, 1.60),
+    "gpt-4.1": (2.00, 8.00),
+    "gpt-5-nano": (0.05, 0.40),
+    "gpt-5-mini": (0.25, 2.00),
+    "gpt-5": (1.25, 10.00),
+}
+if env("OPENAI_PRICE_INPUT", default="") and env("OPENAI_PRICE_OUTPUT", default=""):
+    OPENAI_PRICES[OPENAI_MODEL] = (env.float("OPENAI_PRICE_INPUT"), env.float("OPENAI_PRICE_OUTPUT"))
+# Weekly reports: e-mail each new report to its owner (when the user has an e-mail address).
+REPORTS_EMAIL = env.bool("REPORTS_EMAIL", default=False)
 
 # --- E-mail -------------------------------------------------------------------------------------
 EMAIL_CONFIG = env.email_url("EMAIL_URL", default="consolemail://")

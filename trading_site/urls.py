@@ -15,6 +15,8 @@ from market.api import (
     InstrumentQuoteView,
     PricesView,
 )
+from orders.api import FillViewSet, OrderViewSet, PositionsView, TradeLogViewSet, TradeView, TradingControlView
+from reports.api import WeeklyReportDetailView, WeeklyReportListView
 from strategies.api import BacktestRunViewSet, StrategyConfigViewSet, StrategyListView
 
 from . import views
@@ -29,6 +31,9 @@ router = DefaultRouter()
 router.register("broker-accounts", BrokerAccountViewSet, basename="broker-account")
 router.register("strategy-configs", StrategyConfigViewSet, basename="strategy-config")
 router.register("backtests", BacktestRunViewSet, basename="backtest")
+router.register("orders", OrderViewSet, basename="order")
+router.register("fills", FillViewSet, basename="fill")
+router.register("trade-logs", TradeLogViewSet, basename="trade-log")
 
 api_patterns = [
     path("token/", LoginThrottledTokenObtainPairView.as_view(), name="token_obtain_pair"),
@@ -42,6 +47,10 @@ api_patterns = [
     path("instruments/<str:code>/quote/", InstrumentQuoteView.as_view(), name="instrument-quote"),
     path("instruments/<str:code>/analysis/", InstrumentAnalysisView.as_view(), name="instrument-analysis"),
     path("strategies/", StrategyListView.as_view(), name="strategy-list"),
+    path("positions/", PositionsView.as_view(), name="positions"),
+    path("trading-control/", TradingControlView.as_view(), name="trading-control"),
+    path("reports/", WeeklyReportListView.as_view(), name="report-list"),
+    path("reports/<str:week>/", WeeklyReportDetailView.as_view(), name="report-detail"),
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
     path("docs/", SpectacularSwaggerView.as_view(url_name="api:schema"), name="swagger"),
     path("redoc/", SpectacularRedocView.as_view(url_name="api:schema"), name="redoc"),
@@ -53,6 +62,7 @@ urlpatterns = [
     path("healthz", views.healthz, name="healthz"),
     path("token", TokenFormView.as_view(), name="token_form"),
     path("prices/<str:symbol>", PricesView.as_view(), name="prices"),
+    path("trade/<str:symbol>", TradeView.as_view(), name="trade"),
     path("api/", include((api_patterns, "api"))),
     path("accounts/", include("allauth.urls")),
     path("accounts/", include("accounts.urls")),

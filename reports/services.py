@@ -1,0 +1,269 @@
+"""Writing the weekly reports: facts (code) → text (the model, or the plain template) → one stored
+row per user and ISO week.
+
+Idempotent and safe to run twice or concurrently:
+- a missing report is claimed by inserting its row (unique per user and week) before any work; a
+  second run finds the row and does nothing. The claim row is `failed` with the reason "작성 중"
+  until the report is stored, so a crashed run leaves a visible failed report, which the next run
+  takes over once the claim is older than `STALE_CLAIM`;
+- regenerating computes the new report first and replaces the row's fields in one transaction
+  (`select_for_update`): a reader sees the old report or the new one, never a mix. A model-written
+  report is not replaced by a fallback when the model fails (or has no key) during a regeneration;
+  only an explicit `use_model=False` replaces it with the plain report.
+
+Reports only read the trading data; they never block or change trading.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from dataclasses import dataclass
+
+from django.conf import settings
+from django.core.mail import EmailMultiAlternatives
+from django.db import IntegrityError, transaction
+from django.template.loader import render_to_string
+from django.utils import timezone
+
+from market.analysis_service import parse_week
+from market.krx import SEOUL, session_open_close, week_trading_days
+from market.models import DailyBar
+
+from .facts import build_facts, iso_week_label, market_facts, users_with_activity, week_window
+from .llm import ModelFailed, ModelUnavailable, write_report
+from .models import ReportStatus, WeeklyReport
+from .rendering import check_numbers, render_report
+
+logger = logging.getLogger(__name__)
+
+STALE_CLAIM = dt.timedelta(minutes=15)
+GENERATING = "작성 중입니다."
+
+
+@dataclass
+class ReportOutcome:
+    report: WeeklyReport | None
+    action: str  # created | replaced | kept | exists | in_progress | failed
+    message: str = ""
+
+
+# ----------------------------------------------------------------------------------------------- weeks
+def report_week_for(now: dt.datetime | None = None) -> dt.date:
+    """Monday of the week to report at `now`: the current week once its last trading day's session
+    has closed (Friday 18:00 → this week), else the latest earlier week with trading days."""
+    now = (now or timezone.now()).astimezone(SEOUL)
+    monday = now.date() - dt.timedelta(days=now.weekday())
+    days = week_trading_days(monday)
+    if days and now >= session_open_close(days[-1])[1]:
+        return monday
+    monday -= dt.timedelta(days=7)
+    while not week_trading_days(monday):
+        monday -= dt.timedelta(days=7)
+    return monday
+
+
+def latest_data_week() -> dt.date | None:
+    """Monday of the week of the latest stored daily bar (the demo market's last session)."""
+    latest = DailyBar.objects.order_by("-date").values_list("date", flat=True).first()
+    return latest - dt.timedelta(days=latest.weekday()) if latest else None
+
+
+def resolve_week(value: str | dt.date | None, now: dt.datetime | None = None) -> dt.date:
+    """A week argument: "YYYY-Www", a date, "latest" (the latest stored bar's week) or None (the
+    week to report now). Raises market.analysis_service.MalformedWeekError."""
+    if value is None or value == "":
+        return report_week_for(now)
+    if value == "latest":
+        week = latest_data_week()
+        return week if week is not None else report_week_for(now)
+    return parse_week(value)
+
+
+# ----------------------------------------------------------------------------------------------- text
+def _rows_with(items: list[dict], key: str, positive: bool) -> list[dict]:
+    return [item for item in items if item.get(key) is not None and (item[key] > 0 if positive else item[key] < 0)]
+
+
+def fallback_text(facts: dict) -> str:
+    """The plain report: the same facts through a Markdown template (no model, no invented numbers)."""
+    sells = [trade for trade in facts["trades"] if trade.get("realized_pnl") is not None]
+    after = facts["positions_after"]
+    excess = facts.get("excess_return_pct")
+    context = {
+        **facts,
+        "winners": _rows_with(sells, "realized_pnl", True),
+        "losers": _rows_with(sells, "realized_pnl", False),
+        "gainers": _rows_with(after, "unrealized_pnl", True),
+        "losers_held": _rows_with(after, "unrealized_pnl", False),
+        "beat_benchmark": excess is not None and excess > 0,
+        "lagged_benchmark": excess is not None and excess < 0,
+        "largest": max(after, key=lambda row: row["value"]) if after else None,
+    }
+    return render_to_string("reports/fallback.md", context).strip() + "\n"
+
+
+def compose(facts: dict, *, use_model: bool = True, skip_model: str = "") -> dict:
+    """The report fields for `facts`: the model's text when it answers, else the plain report with
+    the reason (`skip_model`: don't call the model, for this reason). Never raises for a model problem."""
+    attempts = 0
+    if skip_model:
+        reason = skip_model
+    elif not use_model:
+        reason = "모델 없이 작성하도록 요청되어 기본 리포트를 만들었습니다."
+    elif not settings.OPENAI_API_KEY:
+        reason = "OPENAI_API_KEY가 설정되지 않아 기본 리포트를 만들었습니다."
+    else:
+        try:
+            reply = write_report(facts)
+        except ModelUnavailable:
+            reason = "OPENAI_API_KEY가 설정되지 않아 기본 리포트를 만들었습니다."
+        except ModelFailed as error:
+            attempts = error.attempts
+            reason = f"모델 호출이 {error.attempts}번 모두 실패해 기본 리포트로 대신했습니다: {error}"
+            logger.warning("report model failed after %d call(s): %s", error.attempts, error)
+        except Exception as error:  # a bug or an unexpected answer never loses the report
+            logger.exception("report model call failed")
+            reason = f"모델 응답을 처리하지 못해 기본 리포트로 대신했습니다: {type(error).__name__}"
+        else:
+            return {
+                "text": reply.text, "status": ReportStatus.OK, "model": reply.model,
+                "status_reason": "답변이 길이 제한에서 잘렸습니다." if reply.finish_reason == "length" else "",
+                "attempts": reply.attempts, "prompt_tokens": reply.prompt_tokens,
+                "completion_tokens": reply.completion_tokens, "total_tokens": reply.total_tokens,
+                "cost_usd": reply.cost_usd, "unverified_numbers": check_numbers(reply.text, facts),
+            }
+    text = fallback_text(facts)
+    return {
+        "text": text, "status": ReportStatus.FALLBACK, "model": "", "status_reason": reason, "attempts": attempts,
+        "prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0, "cost_usd": None,
+        "unverified_numbers": check_numbers(text, facts),
+    }
+
+
+# ----------------------------------------------------------------------------------------------- storing
+def _claim(user, monday: dt.date, label: str, now: dt.datetime, regenerate: bool) -> tuple[WeeklyReport | None, ReportOutcome | None]:
+    """(row to fill, None) when this call should write the report, else (None, the outcome)."""
+    existing = WeeklyReport.objects.filter(user=user, iso_week=label).first()
+    if existing is None:
+        try:
+            with transaction.atomic():
+                return WeeklyReport.objects.create(
+                    user=user, iso_week=label, week_start=monday, status=ReportStatus.FAILED,
+                    status_reason=GENERATING, created_at=now,
+                ), None
+        except IntegrityError:  # another run claimed it a moment ago
+            existing = WeeklyReport.objects.get(user=user, iso_week=label)
+            return None, ReportOutcome(existing, "in_progress", "another run is writing this report")
+    if regenerate:
+        return existing, None
+    if existing.status != ReportStatus.FAILED:
+        return None, ReportOutcome(existing, "exists", "the report exists (use regenerate to replace it)")
+    if existing.status_reason == GENERATING and existing.created_at > now - STALE_CLAIM:
+        return None, ReportOutcome(existing, "in_progress", "another run is writing this report")
+    taken = WeeklyReport.objects.filter(
+        pk=existing.pk, status=ReportStatus.FAILED, created_at=existing.created_at,
+    ).update(status_reason=GENERATING, created_at=now)
+    if not taken:
+        return None, ReportOutcome(existing, "in_progress", "another run is writing this report")
+    existing.refresh_from_db()
+    return existing, None
+
+
+def generate_report(
+    user, week: str | dt.date, *, regenerate: bool = False, use_model: bool = True, market: dict | None = None,
+    now: dt.datetime | None = None, email: bool | None = None, skip_model: str = "",
+) -> ReportOutcome:
+    """Write (or with `regenerate`, rewrite) `user`'s report of `week`; see the module docstring."""
+    now = now or timezone.now()
+    monday = parse_week(week)
+    label = iso_week_label(monday)
+    row, outcome = _claim(user, monday, label, now, regenerate)
+    if outcome is not None:
+        return outcome
+    claimed = row.status_reason == GENERATING and row.status == ReportStatus.FAILED
+    try:
+        facts = build_facts(user, monday, market=market, now=now)
+    except Exception as error:
+        logger.exception("facts of user %s week %s failed", user.pk, label)
+        message = f"사실 자료를 계산하지 못했습니다: {type(error).__name__}"
+        if claimed:
+            WeeklyReport.objects.filter(pk=row.pk).update(status_reason=message)
+            row.refresh_from_db()
+        return ReportOutcome(row, "failed", message)
+    fields = compose(facts, use_model=use_model, skip_model=skip_model)
+
+    with transaction.atomic():
+        current = WeeklyReport.objects.select_for_update().filter(user=user, iso_week=label).first()
+        if current is None:  # deleted meanwhile (e.g. in the admin): store it anew
+            current = WeeklyReport(user=user, iso_week=label, week_start=monday)
+        replacing = current.pk is not None and not claimed
+        if replacing and use_model and current.status == ReportStatus.OK and fields["status"] != ReportStatus.OK:
+            return ReportOutcome(current, "kept", f"the model-written report is kept: {fields['status_reason']}")
+        current.facts = facts
+        current.week_start = monday
+        for name, value in fields.items():
+            setattr(current, name, value)
+        current.created_at = timezone.now()
+        current.emailed_at = None
+        current.save()
+    action = "replaced" if replacing else "created"
+    if email if email is not None else settings.REPORTS_EMAIL:
+        send_report_email(current)
+    return ReportOutcome(current, action, current.status_reason)
+
+
+def generate_weekly_reports(
+    week: str | dt.date | None = None, *, users=None, regenerate: bool = False, use_model: bool = True,
+    now: dt.datetime | None = None, email: bool | None = None,
+) -> list[ReportOutcome]:
+    """One report per user with activity in the week (or per user of `users`). The market part of
+    the facts is computed once for all of them. Safe to run twice: existing reports are kept."""
+    now = now or timezone.now()
+    monday = resolve_week(week, now)
+    targets = list(users) if users is not None else list(users_with_activity(monday))
+    if not targets:
+        return []
+    market = market_facts(week_window(monday, now))
+    outcomes = []
+    skip_model = ""
+    for user in targets:
+        try:
+            outcome = generate_report(
+                user, monday, regenerate=regenerate, use_model=use_model, market=market, now=now, email=email,
+                skip_model=skip_model,
+            )
+        except Exception:  # one user's failure never stops the others
+            logger.exception("weekly report of user %s failed", user.pk)
+            outcomes.append(ReportOutcome(None, "failed", f"user {user.pk}: unexpected error"))
+            continue
+        outcomes.append(outcome)
+        report = outcome.report
+        if (not skip_model and report is not None and outcome.action in ("created", "replaced")
+                and report.status == ReportStatus.FALLBACK and report.attempts):
+            # The API failed even after its retries: the other users get the plain report at once
+            # (regenerate later) instead of each waiting through the same retries.
+            skip_model = "이번 실행에서 모델 API가 재시도 후에도 응답하지 않아 기본 리포트를 만들었습니다 (나중에 다시 작성하세요)."
+    return outcomes
+
+
+# ----------------------------------------------------------------------------------------------- e-mail
+def send_report_email(report: WeeklyReport) -> bool:
+    """E-mail the report to its owner (text: the Markdown; HTML: the sanitised rendering). Returns
+    whether a mail was sent; a mail failure is logged, never raised."""
+    user = report.user
+    if not user.email or report.status == ReportStatus.FAILED:
+        return False
+    context = {"report": report, "facts": report.facts, "html": render_report(report.text, report.unverified_numbers)}
+    subject = render_to_string("reports/email_subject.txt", context).strip()
+    body = render_to_string("reports/email_body.txt", context)
+    message = EmailMultiAlternatives(subject, body, settings.DEFAULT_FROM_EMAIL, [user.email])
+    message.attach_alternative(render_to_string("reports/email_body.html", context), "text/html")
+    try:
+        message.send()
+    except Exception:
+        logger.exception("report e-mail to user %s failed", user.pk)
+        return False
+    WeeklyReport.objects.filter(pk=report.pk).update(emailed_at=timezone.now())
+    report.emailed_at = timezone.now()
+    return True

@@ -1,0 +1,182 @@
+"""One report per user and week: idempotent creation, atomic regeneration, the week to report,
+e-mail, and the weekly task."""
+
+from __future__ import annotations
+
+import datetime as dt
+import threading
+
+import pytest
+from django.core import mail
+from django.db import connection
+
+from reports import services
+from reports.models import ReportStatus, WeeklyReport
+from reports.services import GENERATING, generate_report, generate_weekly_reports, report_week_for
+from reports.tasks import weekly_reports
+
+from .conftest import AFTER_THE_WEEK, FRIDAY, MONDAY, WEEK, at
+
+pytestmark = pytest.mark.django_db
+
+
+def test_without_a_key_a_plain_report_is_stored_and_marked(traded_week, user, no_model):
+    outcome = generate_report(user, WEEK, now=AFTER_THE_WEEK)
+    report = outcome.report
+    assert outcome.action == "created"
+    assert report.status == ReportStatus.FALLBACK and report.is_fallback and report.model == ""
+    assert "OPENAI_API_KEY" in report.status_reason
+    assert report.text.startswith("> 이 리포트는 언어 모델 없이") and report.unverified_numbers == []
+    assert (report.iso_week, report.week_start) == (WEEK, MONDAY)
+
+
+def test_running_twice_writes_one_report_per_user_and_calls_the_model_once(
+        traded_week, user, model_settings, fake_openai):
+    first = generate_weekly_reports(WEEK, now=AFTER_THE_WEEK)
+    second = generate_weekly_reports(WEEK, now=AFTER_THE_WEEK)
+    assert [o.action for o in first] == ["created"] and [o.action for o in second] == ["exists"]
+    assert WeeklyReport.objects.count() == 1 and len(fake_openai.completions) == 1
+
+
+def test_the_weekly_task_is_idempotent(traded_week, user, other_user, no_model, monkeypatch):
+    monkeypatch.setattr("reports.services.timezone.now", lambda: AFTER_THE_WEEK)
+    first = weekly_reports.apply().get()
+    second = weekly_reports.apply().get()
+    assert first == {"week": "2025-11-24", "reports": {"created": 1}}
+    assert second == {"week": "2025-11-24", "reports": {"exists": 1}}
+    assert list(WeeklyReport.objects.values_list("user__username", "iso_week")) == [(user.username, WEEK)]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_runs_write_one_report(traded_week, user, no_model):
+    if connection.vendor == "sqlite":
+        pytest.skip("SQLite serialises writers; the claim is covered by the unique constraint tests")
+    results = []
+
+    def run():
+        results.append(generate_report(user, WEEK, now=AFTER_THE_WEEK).action)
+        connection.close()
+
+    threads = [threading.Thread(target=run) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(results) in (["created", "in_progress"], ["created", "exists"])
+    assert WeeklyReport.objects.count() == 1
+
+
+def test_a_fresh_claim_is_left_alone_and_a_stale_one_taken_over(traded_week, user, no_model):
+    claim = WeeklyReport.objects.create(user=user, iso_week=WEEK, week_start=MONDAY, status=ReportStatus.FAILED,
+                                        status_reason=GENERATING, created_at=AFTER_THE_WEEK)
+    outcome = generate_report(user, WEEK, now=AFTER_THE_WEEK + dt.timedelta(minutes=5))
+    assert outcome.action == "in_progress"
+    claim.refresh_from_db()
+    assert claim.status == ReportStatus.FAILED  # untouched
+    outcome = generate_report(user, WEEK, now=AFTER_THE_WEEK + dt.timedelta(minutes=30))
+    assert outcome.action == "created" and outcome.report.pk == claim.pk
+    assert outcome.report.status == ReportStatus.FALLBACK
+
+
+def test_a_failure_of_the_facts_leaves_a_failed_report_that_the_next_run_retries(
+        traded_week, user, no_model, monkeypatch):
+    def broken(*args, **kwargs):
+        raise RuntimeError("bars missing")
+
+    monkeypatch.setattr(services, "build_facts", broken)
+    outcome = generate_report(user, WEEK, now=AFTER_THE_WEEK)
+    assert outcome.action == "failed" and outcome.report.status == ReportStatus.FAILED
+    assert "RuntimeError" in outcome.report.status_reason
+    monkeypatch.undo()
+    retried = generate_report(user, WEEK, now=AFTER_THE_WEEK + dt.timedelta(minutes=1))
+    assert retried.action == "created" and retried.report.status == ReportStatus.FALLBACK
+    assert WeeklyReport.objects.count() == 1
+
+
+def test_regenerate_replaces_the_report_in_place(traded_week, user, model_settings, fake_openai):
+    model_settings.OPENAI_API_KEY = ""
+    old = generate_report(user, WEEK, now=AFTER_THE_WEEK).report
+    assert old.status == ReportStatus.FALLBACK
+    model_settings.OPENAI_API_KEY = "sk-test-key"
+    outcome = generate_report(user, WEEK, regenerate=True, now=AFTER_THE_WEEK)
+    new = WeeklyReport.objects.get()
+    assert outcome.action == "replaced" and new.pk == old.pk
+    assert new.status == ReportStatus.OK and new.text != old.text and new.total_tokens == 1690
+    assert new.created_at > old.created_at and new.status_reason == ""
+
+
+def test_regenerate_keeps_the_old_report_when_it_cannot_build_a_new_one(traded_week, user, no_model, monkeypatch):
+    old = generate_report(user, WEEK, now=AFTER_THE_WEEK).report
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("database went away")
+
+    monkeypatch.setattr(services, "build_facts", broken)
+    outcome = generate_report(user, WEEK, regenerate=True, now=AFTER_THE_WEEK)
+    assert outcome.action == "failed"
+    kept = WeeklyReport.objects.get()
+    assert (kept.status, kept.text, kept.facts, kept.created_at) == (old.status, old.text, old.facts, old.created_at)
+
+
+def test_regenerate_keeps_a_model_report_when_the_model_fails(traded_week, user, model_settings, fake_openai):
+    good = generate_report(user, WEEK, now=AFTER_THE_WEEK).report
+    fake_openai.mode = "500"
+    outcome = generate_report(user, WEEK, regenerate=True, now=AFTER_THE_WEEK)
+    assert outcome.action == "kept" and "HTTP 500" in outcome.message
+    kept = WeeklyReport.objects.get()
+    assert kept.status == ReportStatus.OK and kept.text == good.text
+
+
+@pytest.mark.parametrize(("now", "week"), [
+    (at(FRIDAY, 15, 29), dt.date(2025, 11, 17)),  # the week is not over: the previous one
+    (at(FRIDAY, 15, 30), MONDAY),  # Friday's close
+    (at(FRIDAY, 18, 0), MONDAY),  # the scheduled time
+    (at(dt.date(2025, 11, 29), 9, 0), MONDAY),  # Saturday
+    (at(dt.date(2025, 12, 1), 7, 0), MONDAY),  # Monday's catch-up
+    (at(dt.date(2025, 12, 25), 18, 0), dt.date(2025, 12, 15)),  # Christmas Thursday: Friday still trades
+    (at(dt.date(2026, 10, 9), 18, 0), dt.date(2026, 10, 5)),  # Hangul Day Friday: Thursday was the last day
+])
+def test_the_week_to_report(now, week):
+    assert report_week_for(now) == week
+
+
+def test_report_is_emailed_to_its_owner(traded_week, user, no_model, settings):
+    settings.REPORTS_EMAIL = True
+    settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
+    report = generate_report(user, WEEK, now=AFTER_THE_WEEK).report
+    [message] = mail.outbox
+    assert message.to == [user.email] and WEEK in message.subject
+    assert "기본 리포트" in message.body
+    html, mimetype = message.alternatives[0]
+    assert mimetype == "text/html" and "<script" not in html and "<h2>요약</h2>" in html
+    report.refresh_from_db()
+    assert report.emailed_at is not None
+    generate_report(user, WEEK, now=AFTER_THE_WEEK)  # exists: not mailed again
+    assert len(mail.outbox) == 1
+
+
+def test_the_database_refuses_a_second_report_of_a_week(user):
+    from django.db import IntegrityError, transaction
+
+    WeeklyReport.objects.create(user=user, iso_week=WEEK, week_start=MONDAY)
+    with pytest.raises(IntegrityError), transaction.atomic():
+        WeeklyReport.objects.create(user=user, iso_week=WEEK, week_start=MONDAY)
+
+
+def test_when_the_model_is_down_the_next_users_do_not_wait_for_it(traded_week, user, model_settings, fake_openai):
+    from accounts.models import BrokerMode
+    from accounts.tests.factories import BrokerAccountFactory, UserFactory
+    from market.brokers.paper import PaperBroker
+
+    from .conftest import PREVIOUS_THURSDAY
+
+    holder = UserFactory()
+    account = BrokerAccountFactory(owner=holder, mode=BrokerMode.PAPER, app_key="", app_secret="", account_number="")
+    PaperBroker(account, clock=lambda: at(PREVIOUS_THURSDAY, 9, 5)).place_order("buy", traded_week["held_code"], 1,
+                                                                                order_type="01")
+    fake_openai.mode = "500"
+    first, second = generate_weekly_reports(WEEK, now=AFTER_THE_WEEK)
+    assert len(fake_openai.completions) == 3  # the first user's calls only
+    assert first.report.status == second.report.status == ReportStatus.FALLBACK
+    assert first.report.attempts == 3 and second.report.attempts == 0
+    assert "이번 실행에서" in second.report.status_reason
