@@ -16,7 +16,8 @@ What it enforces, like KIS:
 
 Fault modes (``add_fault``) let a test make one path misbehave ``times`` times (None = forever):
 refusals (nothing is processed): ``rate_limit``, ``token_expired``, ``token_invalid``, ``data_changed``,
-``echo_secret``, ``endless_same_key``, ``endless_new_key``;
+``echo_secret``, ``reject`` (a business rejection, HTTP 200 ``rt_cd`` "1": ``body`` given by the test,
+default APBK0918 "장운영시간이 아닙니다."), ``endless_same_key``, ``endless_new_key``;
 after processing (an order IS accepted, then the answer is lost or garbled): ``drop_connection``,
 ``delay``, ``bad_gateway``, ``empty_msg_cd``, ``garbage_body``, ``missing_odno``, ``raw`` (answer
 ``status``/``body`` given by the test, for malformed-answer tests).
@@ -71,7 +72,7 @@ ROUTES: dict[str, tuple[str, frozenset[str], frozenset[str]]] = {
 }
 PAGINATED_PATHS = frozenset({BALANCE_PATH, DAILY_ORDERS_PATH})
 
-REFUSAL_FAULTS = frozenset({"rate_limit", "token_expired", "token_invalid", "data_changed", "echo_secret"})
+REFUSAL_FAULTS = frozenset({"rate_limit", "token_expired", "token_invalid", "data_changed", "echo_secret", "reject"})
 PAGINATION_FAULTS = frozenset({"endless_same_key", "endless_new_key"})
 AFTER_PROCESSING_FAULTS = frozenset(
     {"drop_connection", "delay", "bad_gateway", "empty_msg_cd", "garbage_body", "missing_odno", "raw"}
@@ -242,6 +243,8 @@ class FakeKisServer:
         ):
             self.stocks[stock.code] = stock
         self.positions: dict[str, Position] = {}
+        # (code, day) -> chart row values set by a test (``set_bar``); other days are generated.
+        self.bar_overrides: dict[tuple[str, dt.date], dict[str, int]] = {}
         self.order_rows: list[dict[str, str]] = []  # inquire-daily-ccld rows, in acceptance order
         self.accepted_orders: list[dict[str, str]] = []  # bodies of accepted order-cash/rvsecncl POSTs
 
@@ -419,6 +422,9 @@ class FakeKisServer:
             return _error(500, "EGW00121", "유효하지 않은 token 입니다.")
         if fault.kind == "data_changed":
             return _error(200, "SYDB0050", "조회이후에 자료가 변경되었습니다.(다시 조회하세요)", rt_cd="7")
+        if fault.kind == "reject":
+            body = fault.body or _json({"rt_cd": "1", "msg_cd": "APBK0918", "msg1": "장운영시간이 아닙니다.", "output": {}})
+            return Reply(fault.status, body)
         # echo_secret: an error text that repeats what the client sent (KIS has been seen echoing input).
         echoed = (f"입력값 오류 appsecret={headers.get('appsecret', '')} "
                   f"{headers.get('authorization', '')} CANO={self.account_no}")
@@ -594,8 +600,27 @@ class FakeKisServer:
             "short_over_yn": "N", "sltr_yn": "N", "mang_issu_cls_code": "N", "invt_caful_yn": "N",
         }})
 
+    def set_bar(self, code: str, day: dt.date, *, close: int, open: int | None = None,  # noqa: A002
+                high: int | None = None, low: int | None = None, volume: int = 1_000_000) -> None:
+        """Serve this bar for ``code`` on ``day`` in the daily chart instead of the generated one."""
+        open_ = close if open is None else open
+        with self._lock:
+            self.bar_overrides[(code, day)] = {
+                "open": open_, "high": max(open_, close) if high is None else high,
+                "low": min(open_, close) if low is None else low, "close": close, "volume": volume,
+            }
+
     def bar_for(self, code: str, day: dt.date) -> dict[str, str]:
         """The deterministic daily bar the fake serves for ``code`` on ``day`` (tests use it as expected)."""
+        override = self.bar_overrides.get((code, day))
+        if override is not None:
+            return {
+                "stck_bsop_date": day.strftime("%Y%m%d"), "stck_clpr": str(override["close"]),
+                "stck_oprc": str(override["open"]), "stck_hgpr": str(override["high"]),
+                "stck_lwpr": str(override["low"]), "acml_vol": str(override["volume"]),
+                "acml_tr_pbmn": str(override["volume"] * override["close"]), "flng_cls_code": "00",
+                "prtt_rate": "0.00", "mod_yn": "N", "prdy_vrss_sign": "3", "prdy_vrss": "0", "revl_issu_reas": "",
+            }
         stock = self.stocks[code]
         seed = int(hashlib.sha256(f"{code}{day.isoformat()}".encode()).hexdigest()[:8], 16)
         close = max(stock.base_price + (seed % 2001 - 1000) * tick_size(stock.base_price) // 10, 1_000)
