@@ -56,6 +56,7 @@ from market.krx import (
     last_trading_day_of_week,
     previous_trading_day,
     sell_tax_for_trade,
+    week_trading_days,
 )
 from market.models import DailyBar, Instrument
 from strategies.library import create_strategy
@@ -1058,6 +1059,37 @@ def resume_interrupted_runs(now: dt.datetime | None = None) -> list[WeeklyRun]:
 
 def active_configs():
     return StrategyConfig.objects.filter(is_active=True, broker_account__isnull=False).order_by("pk")
+
+
+ENTRY_SLOT, CHECK_SLOT, RECONCILE_DELAY = dt.time(9, 5), dt.time(15, 15), dt.timedelta(minutes=5)
+
+
+def replay_paper_week(config: StrategyConfig, day: dt.date, *, until: dt.datetime | None = None) -> list[WeeklyRun]:
+    """Run the week of `day` for a paper config as the scheduler would have: the entry at 09:05 of
+    its first trading day, the check at 15:15 of each trading day (the exit on the last), a
+    reconciliation after each, on the job clock; only slots before `until` (default now) and on
+    days whose bars are stored. The runs' unique keys make a second replay (or the scheduler
+    afterwards) do nothing twice. Used by the demo set-up and for trying a strategy on past weeks."""
+    account = config.broker_account
+    if account is None or account.mode != BrokerMode.PAPER:
+        raise ValueError("only a paper account's past weeks can be replayed")
+    until = until or timezone.now()
+    stored = set(DailyBar.objects.filter(date__in=week_trading_days(day)).values_list("date", flat=True).distinct())
+    runs = []
+    for trading_date in week_trading_days(day):
+        if trading_date not in stored:
+            break
+        slots = [(ENTRY_SLOT, place_weekly_buys)] if trading_date == first_trading_day_of_week(day) else []
+        slots.append((CHECK_SLOT, run_exit_checks))
+        for slot, job in slots:
+            now = dt.datetime.combine(trading_date, slot, tzinfo=SEOUL)
+            if now >= until:
+                return runs
+            result = job(config, trading_date, now)
+            if result is not None and result.run is not None:
+                runs.append(result.run)
+            reconcile_orders(account, trading_date, now=now + RECONCILE_DELAY)
+    return runs
 
 
 # ------------------------------------------------------------------------------------------- manual orders

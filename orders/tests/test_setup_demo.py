@@ -6,6 +6,7 @@ from django.core.management import call_command
 
 from market.brokers.paper import PaperBroker
 from market.models import PaperOrder
+from orders.models import Order, WeeklyRun
 
 pytestmark = pytest.mark.django_db
 
@@ -21,17 +22,19 @@ def test_setup_demo_creates_login_market_and_a_filled_demo_order():
     user = get_user_model().objects.get(username="demo")
     assert user.check_password("demo-trader-2026")
     assert "demo login: demo / demo-trader-2026" in output
-    order = PaperOrder.objects.get()
-    assert order.status == "filled" and order.code == "005930"
+    order = Order.objects.get(reason="manual")  # through the same service as POST /trade/{symbol}
+    assert (order.status, order.code, order.filled_quantity) == ("filled", "005930", 10)
+    assert PaperOrder.objects.get(code="005930").status == "filled"
     holdings = PaperBroker(user.broker_accounts.get()).get_balance().holdings
-    assert [(h.code, h.quantity) for h in holdings] == [("005930", 10)]
+    assert ("005930", 10) in [(h.code, h.quantity) for h in holdings]
 
 
 def test_setup_demo_is_idempotent():
     run()
     second = run()
     assert "0 new bars" in second
-    assert PaperOrder.objects.count() == 1
+    assert Order.objects.filter(reason="manual").count() == 1
+    assert PaperOrder.objects.count() == Order.objects.count()  # every paper order is one of ours
     assert get_user_model().objects.filter(username="demo").count() == 1
 
 
@@ -50,3 +53,19 @@ def test_setup_demo_creates_one_active_paper_strategy():
     config = StrategyConfig.objects.get()
     assert config.is_active and config.strategy_key == "mean_reversion"
     assert config.broker_account.mode == "paper" and config.owner.username == "demo"
+
+
+def test_setup_demo_replays_the_last_weeks_through_the_weekly_jobs():
+    """The demo strategy's history comes from the scheduler's own jobs on the paper broker: one entry
+    per replayed week, a check every session, and nothing run twice on a second set-up."""
+    out = io.StringIO()
+    call_command("setup_demo", symbols=12, years=1, stdout=out)
+    assert "demo trading: the last 8 weeks replayed" in out.getvalue()
+    entries = WeeklyRun.objects.filter(job="entry")
+    assert entries.count() == 8 and not entries.exclude(status="complete").exists()
+    assert WeeklyRun.objects.filter(job="exit").count() >= 7  # the current week may not have ended
+    runs, orders = WeeklyRun.objects.count(), Order.objects.count()
+    call_command("setup_demo", symbols=12, years=1, stdout=io.StringIO())
+    assert (WeeklyRun.objects.count(), Order.objects.count()) == (runs, orders)
+    for order in Order.objects.exclude(reason="manual"):
+        assert order.status == "filled" and order.run.config.name == "평균회귀 데모"
