@@ -8,7 +8,7 @@ filesystem, the paper broker, no OpenAI key. `.env.example` documents every vari
 from __future__ import annotations
 
 import os
-from datetime import timedelta
+from datetime import time, timedelta
 from pathlib import Path
 
 import environ
@@ -297,6 +297,11 @@ def _optional_krw(name: str, default: int | None) -> int | None:
 
 ORDERS_MAX_ORDER_KRW = _optional_krw("ORDERS_MAX_ORDER_KRW", 50_000_000)
 ORDERS_DAILY_LOSS_LIMIT_KRW = _optional_krw("ORDERS_DAILY_LOSS_LIMIT_KRW", None)
+# The missed-slot policy's cut-off: a late entry still runs its trading day until this time (Seoul).
+try:
+    ORDERS_ENTRY_CUTOFF = time.fromisoformat(env("ORDERS_ENTRY_CUTOFF", default="13:00"))
+except ValueError as error:
+    raise ImproperlyConfigured(f"ORDERS_ENTRY_CUTOFF must be a time such as 13:00: {error}") from error
 # Alerts (fills, rejections, position mismatches, failed jobs) by e-mail to the account owner (needs
 # EMAIL_URL) and/or as {"text": ...} POSTed to a Slack-compatible incoming webhook.
 NOTIFY_EMAIL = env.bool("NOTIFY_EMAIL", default=False)
