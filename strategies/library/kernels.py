@@ -37,7 +37,7 @@ def zscore_signals(close: np.ndarray, window: int, threshold: float, ddof: int =
 @njit(parallel=True, cache=True, error_model="numpy", nogil=True)
 def _zscore_signals(close, window, threshold, ddof, n_threads):
     t, n = close.shape
-    signals = np.zeros((t, n), dtype=np.int8)
+    signals = np.empty((t, n), dtype=np.int8)
     scores = np.empty((t, n))
     # One contiguous range of columns per thread, walked row by row: the matrices are row-major, so
     # each row's part is read and written in one sweep (walking narrow column blocks down the rows
@@ -45,28 +45,32 @@ def _zscore_signals(close, window, threshold, ddof, n_threads):
     n_parts = max(min(n_threads, n), 1)
     w = float(window)
     denominator = w * (window - ddof)
+    exact_limit = _EXACT_LIMIT / w  # x² below this keeps S2 = Σx² over the window exact
     for part in prange(n_parts):
         j0 = part * n // n_parts
         j1 = (part + 1) * n // n_parts
         width = j1 - j0
-        ring = np.empty((window, width))
-        slot = np.zeros(width, dtype=np.int64)  # where the next bar goes in the ring
-        count = np.zeros(width, dtype=np.int64)
+        ring = np.empty((window, width))  # each column's last `window` bars
+        slot = np.zeros(width, dtype=np.int64)  # where its next bar goes in the ring
+        count = np.zeros(width, dtype=np.int64)  # its bars so far
         s1 = np.zeros(width)
         s2 = np.zeros(width)
+        ready = np.zeros(width, dtype=np.bool_)  # a bar today and a full window
         exact = np.ones(width, dtype=np.bool_)
         for i in range(t):
+            row = close[i, j0:j1]
+            # Pass 1 (scalar): the window sums of each column that has a bar today.
             for k in range(width):
-                j = j0 + k
-                x = close[i, j]
+                x = row[k]
                 if x != x:  # no bar: the window waits for the next one
-                    scores[i, j] = np.nan
+                    ready[k] = False
                     continue
-                if exact[k] and (x != np.floor(x) or x * x * w >= _EXACT_LIMIT):
+                if exact[k] and (x != np.floor(x) or x * x >= exact_limit):
                     exact[k] = False  # from here on this column sums its window afresh
                 p = slot[k]
+                seen = count[k]
                 if exact[k]:
-                    if count[k] >= window:
+                    if seen >= window:
                         old = ring[p, k]
                         s1[k] -= old
                         s2[k] -= old * old
@@ -74,26 +78,25 @@ def _zscore_signals(close, window, threshold, ddof, n_threads):
                     s2[k] += x * x
                 ring[p, k] = x
                 slot[k] = p + 1 if p + 1 < window else 0
-                count[k] += 1
-                if count[k] < window or window <= ddof:
-                    scores[i, j] = np.nan
-                    continue
-                if exact[k]:
-                    a, q = s1[k], s2[k]
-                else:
+                count[k] = seen + 1
+                ready[k] = seen + 1 >= window and window > ddof
+                if ready[k] and not exact[k]:
                     a = 0.0
                     q = 0.0
                     for r in range(window):
                         a += ring[r, k]
                         q += ring[r, k] * ring[r, k]
-                mean = a / w
-                variance = q * w - a * a
-                if variance < 0.0:
-                    variance = 0.0
-                z = (x - mean) / np.sqrt(variance / denominator)
-                scores[i, j] = -z
-                if z < -threshold:
-                    signals[i, j] = 1
-                elif z > threshold:
-                    signals[i, j] = -1
+                    s1[k] = a
+                    s2[k] = q
+            # Pass 2 (branch-free, so LLVM vectorises the divisions and square roots): z, the score
+            # and the signal of the row's part; cells that are not ready get NaN and 0.
+            score_row = scores[i, j0:j1]
+            signal_row = signals[i, j0:j1]
+            for k in range(width):
+                a = s1[k]
+                variance = max(s2[k] * w - a * a, 0.0)
+                z = (row[k] - a / w) / np.sqrt(variance / denominator)
+                ok = ready[k]
+                score_row[k] = -z if ok else np.nan
+                signal_row[k] = 1 if (ok and z < -threshold) else (-1 if (ok and z > threshold) else 0)
     return signals, scores
