@@ -2,14 +2,22 @@
 
 from __future__ import annotations
 
+import atexit
 import os
 import shutil
+import tempfile
 
 import pytest
 
 # Playwright's sync API runs an event loop in the test thread; Django would then refuse ORM calls
 # made by the test itself. Only the tests run with this, never the site.
 os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+
+# Tasks queued by the tests (alert notifications, backtests) go to a throw-away folder, never to the
+# checkout's var/celery queue, where the run command's worker would pick them up against its own data.
+if "CELERY_DATA_DIR" not in os.environ:
+    os.environ["CELERY_DATA_DIR"] = tempfile.mkdtemp(prefix="celery-tests-")
+    atexit.register(shutil.rmtree, os.environ["CELERY_DATA_DIR"], True)
 
 CHROMIUM = os.environ.get("CHROMIUM_PATH") or shutil.which("chromium") or shutil.which("chromium-browser")
 CHROMIUM_ARGS = [
