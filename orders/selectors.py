@@ -342,7 +342,8 @@ def next_scheduled_runs(now: dt.datetime | None = None, limit: int = 8) -> list[
 
     now = now or timezone.now()
     runs = []
-    tasks = PeriodicTask.objects.filter(enabled=True).select_related("crontab", "interval", "solar", "clocked")
+    tasks = (PeriodicTask.objects.filter(enabled=True).exclude(task__startswith="celery.")  # Celery's own housekeeping
+             .select_related("crontab", "interval", "solar", "clocked"))
     for task in tasks:
         next_run = None
         try:
