@@ -12,7 +12,7 @@ from itertools import product
 import pandas as pd
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Sum
+from django.db.models import ProtectedError, Sum
 from django.utils import timezone
 
 from market.models import DailyBar, Instrument
@@ -73,6 +73,20 @@ def load_market_data(codes: list[str], start: dt.date, end: dt.date) -> MarketDa
         raise BacktestInputError(f"{start}~{end} 기간에 저장된 일봉이 없습니다. 먼저 시세를 가져오세요.")
     frame = pd.DataFrame(rows, columns=["code", "date", "open", "high", "low", "close"])
     return MarketData.from_frame(frame, markets=known)
+
+
+class ConfigInUse(Exception):
+    """A strategy config with orders on record is kept (the orders point at it): deactivate it instead."""
+
+
+def delete_config(config: StrategyConfig) -> None:
+    """Delete a config that never traded; one with orders on record raises ConfigInUse (the trading
+    history must keep its strategy)."""
+    try:
+        with transaction.atomic():
+            config.delete()
+    except ProtectedError as error:
+        raise ConfigInUse(config.name) from error
 
 
 def create_backtest_run(

@@ -11,6 +11,7 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import HttpResponse
 from django.shortcuts import redirect, render
+from django.urls import reverse
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST, require_safe
 
@@ -26,7 +27,7 @@ from .forms import (
     add_parameter_errors,
 )
 from .models import BacktestRun, RunStatus, StrategyConfig
-from .services import BacktestInputError, create_backtest_run, create_sweep
+from .services import BacktestInputError, ConfigInUse, create_backtest_run, create_sweep, delete_config
 from .tasks import start_backtest, start_sweep
 
 RUNS_LISTED = 50
@@ -83,7 +84,15 @@ def config_active(request, pk: int):
 @require_POST
 def config_delete(request, pk: int):
     config = selectors.config_for(request.user, pk)
-    config.delete()
+    try:
+        delete_config(config)
+    except ConfigInUse:
+        message = _("%(name)s has orders on record, so it is kept; deactivate it to stop trading.") % {
+            "name": config.name}
+        messages.error(request, message)
+        if request.htmx:  # reload the list, which shows the message
+            return HttpResponse(headers={"HX-Redirect": reverse("strategies:index")})
+        return redirect("strategies:index")
     if request.htmx:
         return HttpResponse("")  # the row is swapped for nothing
     messages.success(request, _("Strategy deleted."))

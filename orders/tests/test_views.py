@@ -4,6 +4,7 @@ import datetime as dt
 import io
 
 import pytest
+import time_machine
 from django.core.management import call_command
 from django.urls import reverse
 
@@ -16,20 +17,29 @@ pytestmark = pytest.mark.django_db
 
 
 def test_orders_page_shows_the_demo_strategy_its_orders_and_positions(client, other_user):
-    call_command("setup_demo", symbols=10, years=1, stdout=io.StringIO())
-    config = StrategyConfig.objects.get()
+    with time_machine.travel(dt.datetime(2026, 11, 25, 10, 0, tzinfo=SEOUL), tick=False):
+        call_command("setup_demo", symbols=10, years=1, stdout=io.StringIO())
+    demo = StrategyConfig.objects.get()
+    replayed = list(Order.objects.filter(config=demo))  # the demo's last 8 weeks, bought and sold
+    # A second strategy on the same paper account buys on 2026-11-02 and still holds.
+    config = StrategyConfig.objects.create(
+        owner=demo.owner, name="두 번째 전략", strategy_key=demo.strategy_key, params=demo.params,
+        universe_mode=demo.universe_mode, universe_top_n=demo.universe_top_n, max_positions=3,
+        cash_per_week=3_000_000, broker_account=demo.broker_account,
+    )
     monday = dt.date(2026, 11, 2)
     place_weekly_buys(config, monday, dt.datetime(2026, 11, 2, 9, 5, tzinfo=SEOUL))
     reconcile_orders(config.broker_account, monday, now=dt.datetime(2026, 11, 2, 9, 10, tzinfo=SEOUL))
     orders = list(Order.objects.filter(config=config))
     client.login(username="demo", password="demo-trader-2026")
     body = client.get(reverse("orders:index")).content.decode()
-    assert config.name in body and 'id="weekly-runs"' in body
+    assert demo.name in body and config.name in body and 'id="weekly-runs"' in body
     assert orders, "the demo market has buy signals that Monday"
-    for order in orders:
+    assert replayed and all(order.status == "filled" for order in replayed)
+    for order in orders + replayed[:5]:
         assert order.code in body
     assert all(order.filled_quantity == order.quantity for order in orders)  # paper fills at the open
     assert f'id="positions-{config.pk}"' in body
     client.force_login(other_user)
     other = client.get(reverse("orders:index")).content.decode()
-    assert config.name not in other and 'id="no-strategies"' in other
+    assert config.name not in other and demo.name not in other and 'id="no-strategies"' in other

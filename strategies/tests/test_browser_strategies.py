@@ -34,7 +34,9 @@ def log_in_as_demo(page, live_server):
 def test_create_and_activate_a_strategy(page, live_server):
     call_command("setup_demo", symbols=3, years=1, stdout=io.StringIO())
     log_in_as_demo(page, live_server)
-    StrategyConfig.objects.all().delete()  # setup_demo's demo strategy; start from the empty page
+    for config in StrategyConfig.objects.all():  # setup_demo's demo strategy and its replayed history
+        config.orders.all().delete()
+        config.delete()  # start from the empty page
     page.get_by_role("link", name="전략", exact=True).click()
     expect(page.locator("#no-configs")).to_contain_text("아직 전략이 없습니다")
     page.get_by_role("link", name="새 전략").click()

@@ -10,6 +10,7 @@ import re
 import pytest
 from django.core.management import call_command
 from django.urls import reverse
+from django.utils import timezone
 
 from strategies import selectors
 from strategies.models import BacktestRun, BacktestSweep, StrategyConfig
@@ -175,6 +176,21 @@ def test_delete_a_strategy(logged_in, user):
     response = logged_in.post(reverse("strategies:config_delete", args=[config.pk]), HTTP_HX_REQUEST="true")
     assert response.status_code == 200 and response.content == b""
     assert not StrategyConfig.objects.filter(pk=config.pk).exists()
+
+
+def test_a_strategy_with_orders_on_record_is_kept(logged_in, user):
+    from accounts.tests.factories import BrokerAccountFactory
+
+    config = make_config(user)
+    config.orders.create(
+        broker_account=BrokerAccountFactory(owner=user), client_order_id="c-test-1", trading_date=dt.date(2026, 11, 2),
+        code="005930", side="buy", quantity=1, reason="entry", intent_at=timezone.now(),
+    )
+    response = logged_in.post(reverse("strategies:config_delete", args=[config.pk]), HTTP_HX_REQUEST="true")
+    assert response.status_code == 200 and response["HX-Redirect"] == reverse("strategies:index")
+    assert StrategyConfig.objects.filter(pk=config.pk).exists()
+    page = logged_in.get(reverse("strategies:index")).content.decode()
+    assert "주문 기록이 있어" in page
 
 
 def test_other_users_objects_are_404(logged_in, other_user, demo_bars):
