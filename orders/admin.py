@@ -187,9 +187,9 @@ class TradeLogAdmin(admin.ModelAdmin):
 
     list_display = ("timestamp", "user", "symbol", "side", "quantity", "price", "amount", "commission", "tax",
                     "reason")
-    list_filter = ("side", "reason")
+    # By date through a range filter: a date hierarchy on a datetime needs MySQL's time zone tables.
+    list_filter = ("side", "reason", ("timestamp", admin.DateFieldListFilter))
     search_fields = ("symbol", "user__username")
-    date_hierarchy = "timestamp"
     list_select_related = ("user",)
 
     def has_add_permission(self, request):

@@ -120,6 +120,19 @@ def orders_for(user, *, status: str | None = None, side: str | None = None, code
     return queryset.order_by("-trading_date", "-intent_at", "-pk")
 
 
+def seoul_day_range(field: str, start: dt.date | None, end: dt.date | None) -> dict:
+    """Filter arguments bounding a datetime field by Seoul calendar days, as a plain range (a `__date`
+    lookup would need MySQL's time zone tables, which a server may not have loaded)."""
+    from market.krx import SEOUL
+
+    bounds = {}
+    if start:
+        bounds[f"{field}__gte"] = dt.datetime.combine(start, dt.time.min, tzinfo=SEOUL)
+    if end:
+        bounds[f"{field}__lt"] = dt.datetime.combine(end + dt.timedelta(days=1), dt.time.min, tzinfo=SEOUL)
+    return bounds
+
+
 def fills_for(user, *, code: str | None = None, side: str | None = None, start: dt.date | None = None,
               end: dt.date | None = None, order: int | None = None):
     """The user's fills, newest first; `start`/`end` bound the fill's date in Seoul."""
@@ -128,10 +141,7 @@ def fills_for(user, *, code: str | None = None, side: str | None = None, start: 
         queryset = queryset.filter(order__code=code.strip().upper())
     if side:
         queryset = queryset.filter(order__side=side)
-    if start:
-        queryset = queryset.filter(filled_at__date__gte=start)
-    if end:
-        queryset = queryset.filter(filled_at__date__lte=end)
+    queryset = queryset.filter(**seoul_day_range("filled_at", start, end))
     if order:
         queryset = queryset.filter(order_id=order)
     return queryset.order_by("-filled_at", "-pk")
@@ -146,10 +156,7 @@ def trade_logs_for(user, *, symbol: str | None = None, side: str | None = None, 
         queryset = queryset.filter(symbol=symbol.strip().upper())
     if side:
         queryset = queryset.filter(side=side)
-    if start:
-        queryset = queryset.filter(timestamp__date__gte=start)
-    if end:
-        queryset = queryset.filter(timestamp__date__lte=end)
+    queryset = queryset.filter(**seoul_day_range("timestamp", start, end))
     if reason:
         queryset = queryset.filter(reason=reason)
     return queryset.order_by("-timestamp", "-pk")
