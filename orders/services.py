@@ -1044,6 +1044,27 @@ def run_exit_checks(config: StrategyConfig, trading_date: dt.date, now: dt.datet
     return _run_job(config, Job.EXIT if liquidate else Job.CHECK, trading_date, now, dry_run=dry_run)
 
 
+def close_interrupted_manual_orders(now: dt.datetime | None = None) -> dict[str, int]:
+    """Manual orders left `pending` longer than STALE_AFTER (the request's process died between
+    storing the order and the broker's answer; no run resumes them): one never sent (no send claimed)
+    is cancelled — nothing reached the broker; one whose send was claimed becomes `unknown`, so
+    reconciliation finds it in the broker's daily orders or closes it after UNKNOWN_GRACE. Never sends."""
+    now = now or timezone.now()
+    stale = Order.objects.filter(run__isnull=True, reason=OrderReason.MANUAL, status=OrderStatus.PENDING,
+                                 intent_at__lte=now - STALE_AFTER)
+    cancelled = stale.filter(send_attempts=0).update(
+        status=OrderStatus.CANCELLED,
+        error_message="주문을 저장한 뒤 보내기 전에 처리가 중단되어 보내지 않았습니다. 다시 주문하세요.")
+    unknown = 0
+    for order in stale.filter(send_attempts__gt=0).select_related("broker_account"):
+        message = "주문을 보내는 중 처리가 중단되었습니다. 증권사 주문 내역과 대조해 결과를 확인합니다."
+        if Order.objects.filter(pk=order.pk, status=OrderStatus.PENDING).update(
+                status=OrderStatus.UNKNOWN, error_message=message, sent_at=order.sent_at or now):
+            unknown += 1
+            _order_alert(order, AlertKind.ORDER_UNKNOWN, message)
+    return {"cancelled": cancelled, "unknown": unknown}
+
+
 def resume_interrupted_runs(now: dt.datetime | None = None) -> list[WeeklyRun]:
     """Take over runs left `running` longer than STALE_AFTER (a killed worker): reconcile first, then
     send what is still pending (or cancel it when its slot has passed), then complete the run."""

@@ -44,9 +44,10 @@ def exit_checks() -> dict:
 
 @shared_task(name="orders.reconcile")
 def reconcile() -> dict:
+    manual = services.close_interrupted_manual_orders()  # an unknown one is reconciled right below
     summaries = services.reconcile_open_orders()
     resumed = services.resume_interrupted_runs()
-    return {"accounts": len(summaries), "resumed": [run.pk for run in resumed]}
+    return {"accounts": len(summaries), "resumed": [run.pk for run in resumed], "manual": manual}
 
 
 @shared_task(name="orders.notify_alert", ignore_result=True)

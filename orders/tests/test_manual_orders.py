@@ -182,3 +182,31 @@ def test_order_trading_day():
     assert order_trading_day(at(MONDAY, 15, 30)) == MONDAY + dt.timedelta(days=1)
     saturday = MONDAY - dt.timedelta(days=2)
     assert order_trading_day(at(saturday, 10, 0)) == MONDAY
+
+
+def test_manual_orders_interrupted_before_an_answer_are_closed_or_reconciled(user, paper_account, market):
+    """A manual order has no run to resume it: left pending by a dead request, it is cancelled when
+    its send was never claimed (nothing reached the broker) and becomes unknown when it was, so the
+    broker's daily orders decide; a fresh pending order is left alone. Nothing is ever sent."""
+    def pending(key: str, attempts: int, minutes_ago: int) -> Order:
+        return Order.objects.create(
+            broker_account=paper_account, client_order_id=f"m-test-{key}", trading_date=MONDAY, code="005930",
+            side="buy", order_type="01", quantity=1, reference_price=70_000, reason=OrderReason.MANUAL,
+            intent_at=at(MONDAY, 10) - dt.timedelta(minutes=minutes_ago), send_attempts=attempts,
+            sent_at=at(MONDAY, 10) - dt.timedelta(minutes=minutes_ago) if attempts else None,
+        )
+
+    never_sent, claimed, fresh = pending("a", 0, 30), pending("b", 1, 30), pending("c", 0, 2)
+    result = services.close_interrupted_manual_orders(now=at(MONDAY, 10))
+    assert result == {"cancelled": 1, "unknown": 1}
+    for order in (never_sent, claimed, fresh):
+        order.refresh_from_db()
+    assert never_sent.status == OrderStatus.CANCELLED and "보내지 않았습니다" in never_sent.error_message
+    assert claimed.status == OrderStatus.UNKNOWN
+    assert TradingAlert.objects.filter(kind="order_unknown", key=f"order-{claimed.pk}").exists()
+    assert fresh.status == OrderStatus.PENDING
+    assert not PaperOrder.objects.exists()  # the sweep never sends
+    # The unknown one is then settled by reconciliation: the paper broker has no such order.
+    services.reconcile_orders(paper_account, MONDAY, now=at(MONDAY, 11))
+    claimed.refresh_from_db()
+    assert claimed.status == OrderStatus.REJECTED

@@ -8,7 +8,12 @@ from django.core.management.base import BaseCommand
 
 from accounts.models import BrokerAccount
 from orders.models import OPEN_STATUSES, Order
-from orders.services import reconcile_open_orders, reconcile_orders, resume_interrupted_runs
+from orders.services import (
+    close_interrupted_manual_orders,
+    reconcile_open_orders,
+    reconcile_orders,
+    resume_interrupted_runs,
+)
 
 
 class Command(BaseCommand):
@@ -21,6 +26,10 @@ class Command(BaseCommand):
     def handle(self, *args, date, **options):
         if isinstance(date, str):
             date = dt.date.fromisoformat(date)
+        manual = close_interrupted_manual_orders()
+        if any(manual.values()):
+            self.stdout.write(f"interrupted manual orders: {manual['cancelled']} cancelled (never sent), "
+                              f"{manual['unknown']} to be found in the broker's orders")
         if date is None:
             results = reconcile_open_orders()
         else:
