@@ -31,7 +31,8 @@ class RefreshSummary:
     detail: str
 
 
-def _kis_data_account() -> BrokerAccount | None:
+def kis_data_account() -> BrokerAccount | None:
+    """The KIS account market data is read through: the .env account, else a superuser's KIS account."""
     return env_broker_account() or (
         BrokerAccount.objects.filter(owner__is_superuser=True).exclude(mode=BrokerMode.PAPER)
         .order_by("-is_default", "pk").first()
@@ -51,7 +52,7 @@ def refresh_recent_bars(now: dt.datetime | None = None, days: int = 7) -> Refres
     today = now.date()
     if not is_trading_day(today):
         return RefreshSummary("skipped", 0, f"{today.isoformat()} is not a KRX trading day")
-    account = _kis_data_account() if settings.BROKER_BACKEND == "kis" else None
+    account = kis_data_account() if settings.BROKER_BACKEND == "kis" else None
     if account is not None:
         codes = watched_codes()
         report = import_from_kis(account, codes, today - dt.timedelta(days=days), today)

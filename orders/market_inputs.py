@@ -118,9 +118,9 @@ def _data_broker(account: BrokerAccount, broker):
     if settings.BROKER_BACKEND != "kis":
         return None, "demo market: the day's bar is stored after the close"
     from market.brokers import broker_for
-    from market.refresh import _kis_data_account  # the after-close refresh's data account
+    from market.refresh import kis_data_account  # the after-close refresh's data account
 
-    data_account = _kis_data_account()
+    data_account = kis_data_account()
     if data_account is None:
         return None, "no KIS data account"
     return broker_for(data_account), "kis-data"
