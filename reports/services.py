@@ -7,9 +7,14 @@ Idempotent and safe to run twice or concurrently:
   until the report is stored, so a crashed run leaves a visible failed report, which the next run
   takes over once the claim is older than `STALE_CLAIM`;
 - regenerating computes the new report first and replaces the row's fields in one transaction
-  (`select_for_update`): a reader sees the old report or the new one, never a mix. A model-written
-  report is not replaced by a fallback when the model fails (or has no key) during a regeneration;
-  only an explicit `use_model=False` replaces it with the plain report.
+  (`select_for_update`): a reader sees the old report or the new one, never a mix. A complete
+  model-written report is never replaced by a plain one when the model fails, truncates, refuses or
+  has no key during a regeneration: it is kept, and its `status_reason` says when and why the
+  regeneration did not replace it. Only an explicit `use_model=False` (`--no-model`) replaces it
+  with the plain report;
+- a weekly run stops calling the model once it failed for everyone (down after its retries, or a
+  wrong key/model/URL): the remaining users get the plain report with that reason at once, so a
+  down model costs one user's retries, not every user's.
 
 Reports only read the trading data; they never block or change trading.
 """
@@ -31,7 +36,7 @@ from market.krx import SEOUL, session_open_close, week_trading_days
 from market.models import DailyBar
 
 from .facts import build_facts, iso_week_label, market_facts, users_with_activity, week_window
-from .llm import ModelFailed, ModelUnavailable, write_report
+from .llm import FailureKind, ModelFailed, ModelUnavailable, Spent, write_report
 from .models import ReportStatus, WeeklyReport
 from .rendering import check_numbers, render_report
 
@@ -39,6 +44,7 @@ logger = logging.getLogger(__name__)
 
 STALE_CLAIM = dt.timedelta(minutes=15)
 GENERATING = "작성 중입니다."
+LEGACY_TRUNCATED = "답변이 길이 제한에서 잘렸습니다."  # the reason of truncated answers stored as ok before
 
 
 @dataclass
@@ -46,6 +52,7 @@ class ReportOutcome:
     report: WeeklyReport | None
     action: str  # created | replaced | kept | exists | in_progress | failed
     message: str = ""
+    skip_rest: str = ""  # set when the model failed for everyone: the reason for the run's other users
 
 
 # ----------------------------------------------------------------------------------------------- weeks
@@ -103,10 +110,47 @@ def fallback_text(facts: dict) -> str:
     return render_to_string("reports/fallback.md", context).strip() + "\n"
 
 
-def compose(facts: dict, *, use_model: bool = True, skip_model: str = "") -> dict:
-    """The report fields for `facts`: the model's text when it answers, else the plain report with
-    the reason (`skip_model`: don't call the model, for this reason). Never raises for a model problem."""
-    attempts = 0
+@dataclass
+class Composed:
+    """The report fields, and when the model failed in a way that would repeat for every user (down,
+    or a wrong key/model/URL), the reason to give the rest of the run's users without calling it."""
+
+    fields: dict
+    skip_rest: str = ""
+
+
+def attempts_phrase(attempts: int) -> str:
+    """"모델 호출을 1번 시도했지만 실패" / "모델 호출이 3번 모두 실패" (never "1번 모두")."""
+    if attempts <= 1:
+        return "모델 호출을 1번 시도했지만 실패"
+    return f"모델 호출이 {attempts}번 모두 실패"
+
+
+def model_failure_reason(error: ModelFailed) -> str:
+    """The Korean status reason of a report whose model call gave no report."""
+    if error.kind == FailureKind.DOWN:
+        return f"{attempts_phrase(error.spent.failed_in_a_row or error.attempts)}해 기본 리포트로 대신했습니다: {error}"
+    if error.kind == FailureKind.REJECTED:
+        return f"모델 API가 요청을 거부해(재시도하지 않음) 기본 리포트로 대신했습니다: {error}"
+    if error.kind == FailureKind.TRUNCATED:
+        return f"{error} 잘린 답변은 리포트로 쓰지 않고 기본 리포트로 대신했습니다."
+    return f"{error} 기본 리포트로 대신했습니다."
+
+
+def run_breaker_reason(error: ModelFailed) -> str:
+    """The reason given to the rest of a run's users once the model failed for everyone."""
+    why = "모델 서버가 응답하지 않아" if error.kind == FailureKind.DOWN else "모델 API가 요청을 거부해"
+    return (f"{why} 이번 실행에서는 모델을 다시 부르지 않고 기본 리포트를 만들었습니다 "
+            f"(앞선 리포트에서 {attempts_phrase(error.spent.failed_in_a_row or error.attempts)}: {error}). "
+            "모델이 돌아오면 다시 작성하세요.")
+
+
+def compose(facts: dict, *, use_model: bool = True, skip_model: str = "") -> Composed:
+    """The report fields for `facts`: the model's text when it answers with a complete report, else
+    the plain report with the reason (`skip_model`: don't call the model, for this reason). Never
+    raises for a model problem."""
+    spent = Spent()
+    skip_rest = ""
     if skip_model:
         reason = skip_model
     elif not use_model:
@@ -119,26 +163,35 @@ def compose(facts: dict, *, use_model: bool = True, skip_model: str = "") -> dic
         except ModelUnavailable:
             reason = "OPENAI_API_KEY가 설정되지 않아 기본 리포트를 만들었습니다."
         except ModelFailed as error:
-            attempts = error.attempts
-            reason = f"모델 호출이 {error.attempts}번 모두 실패해 기본 리포트로 대신했습니다: {error}"
-            logger.warning("report model failed after %d call(s): %s", error.attempts, error)
+            spent = error.spent
+            reason = model_failure_reason(error)
+            if error.fails_for_everyone:
+                skip_rest = run_breaker_reason(error)
+            logger.warning("report model failed (%s) after %d call(s): %s", error.kind, error.attempts, error)
         except Exception as error:  # a bug or an unexpected answer never loses the report
             logger.exception("report model call failed")
             reason = f"모델 응답을 처리하지 못해 기본 리포트로 대신했습니다: {type(error).__name__}"
         else:
-            return {
-                "text": reply.text, "status": ReportStatus.OK, "model": reply.model,
-                "status_reason": "답변이 길이 제한에서 잘렸습니다." if reply.finish_reason == "length" else "",
+            return Composed({
+                "text": reply.text, "status": ReportStatus.OK, "model": reply.model, "status_reason": "",
                 "attempts": reply.attempts, "prompt_tokens": reply.prompt_tokens,
                 "completion_tokens": reply.completion_tokens, "total_tokens": reply.total_tokens,
                 "cost_usd": reply.cost_usd, "unverified_numbers": check_numbers(reply.text, facts),
-            }
+            })
     text = fallback_text(facts)
-    return {
-        "text": text, "status": ReportStatus.FALLBACK, "model": "", "status_reason": reason, "attempts": attempts,
-        "prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0, "cost_usd": None,
-        "unverified_numbers": check_numbers(text, facts),
-    }
+    # The tokens of calls whose answer was unusable (truncated, refused, …) were still paid for.
+    return Composed({
+        "text": text, "status": ReportStatus.FALLBACK, "model": "", "status_reason": reason,
+        "attempts": spent.attempts, "prompt_tokens": spent.prompt_tokens,
+        "completion_tokens": spent.completion_tokens, "total_tokens": spent.total_tokens,
+        "cost_usd": spent.cost_usd, "unverified_numbers": check_numbers(text, facts),
+    }, skip_rest)
+
+
+def is_complete(report: WeeklyReport) -> bool:
+    """A model-written report that a regeneration must not replace with anything but another one.
+    (Reports stored before truncated answers were refused carry LEGACY_TRUNCATED: not complete.)"""
+    return report.status == ReportStatus.OK and not report.status_reason.startswith(LEGACY_TRUNCATED)
 
 
 # ----------------------------------------------------------------------------------------------- storing
@@ -191,15 +244,22 @@ def generate_report(
             WeeklyReport.objects.filter(pk=row.pk).update(status_reason=message)
             row.refresh_from_db()
         return ReportOutcome(row, "failed", message)
-    fields = compose(facts, use_model=use_model, skip_model=skip_model)
+    composed = compose(facts, use_model=use_model, skip_model=skip_model)
+    fields = composed.fields
 
     with transaction.atomic():
         current = WeeklyReport.objects.select_for_update().filter(user=user, iso_week=label).first()
         if current is None:  # deleted meanwhile (e.g. in the admin): store it anew
             current = WeeklyReport(user=user, iso_week=label, week_start=monday)
         replacing = current.pk is not None and not claimed
-        if replacing and use_model and current.status == ReportStatus.OK and fields["status"] != ReportStatus.OK:
-            return ReportOutcome(current, "kept", f"the model-written report is kept: {fields['status_reason']}")
+        if replacing and use_model and is_complete(current) and fields["status"] != ReportStatus.OK:
+            # Never trade a complete model report for a plain one: keep it, and say on it why the
+            # regeneration did not replace it.
+            tried = timezone.localtime(now).strftime("%Y-%m-%d %H:%M")
+            current.status_reason = (f"{tried}에 다시 작성하려 했지만 새 리포트를 만들지 못해 모델이 쓴 기존 리포트를 "
+                                     f"그대로 두었습니다. {fields['status_reason']}")
+            current.save(update_fields=["status_reason"])
+            return ReportOutcome(current, "kept", current.status_reason, composed.skip_rest)
         current.facts = facts
         current.week_start = monday
         for name, value in fields.items():
@@ -210,7 +270,7 @@ def generate_report(
     action = "replaced" if replacing else "created"
     if email if email is not None else settings.REPORTS_EMAIL:
         send_report_email(current)
-    return ReportOutcome(current, action, current.status_reason)
+    return ReportOutcome(current, action, current.status_reason, composed.skip_rest)
 
 
 def generate_weekly_reports(
@@ -238,12 +298,12 @@ def generate_weekly_reports(
             outcomes.append(ReportOutcome(None, "failed", f"user {user.pk}: unexpected error"))
             continue
         outcomes.append(outcome)
-        report = outcome.report
-        if (not skip_model and report is not None and outcome.action in ("created", "replaced")
-                and report.status == ReportStatus.FALLBACK and report.attempts):
-            # The API failed even after its retries: the other users get the plain report at once
-            # (regenerate later) instead of each waiting through the same retries.
-            skip_model = "이번 실행에서 모델 API가 재시도 후에도 응답하지 않아 기본 리포트를 만들었습니다 (나중에 다시 작성하세요)."
+        if outcome.skip_rest and not skip_model:
+            # The model is down (or the key is wrong) even after the retries: the other users get
+            # the plain report at once (regenerate later) instead of each paying the same retries.
+            skip_model = outcome.skip_rest
+            logger.warning("weekly reports: the model failed for everyone; the remaining %d user(s) get the plain report",
+                           len(targets) - len(outcomes))
     return outcomes
 
 

@@ -318,6 +318,8 @@ OPENAI_RETRY_BACKOFF = env.float("OPENAI_RETRY_BACKOFF", default=2.0)  # first w
 _openai_temperature = env("OPENAI_TEMPERATURE", default="0.2")
 OPENAI_TEMPERATURE = None if _openai_temperature.lower() == "none" else float(_openai_temperature)
 OPENAI_MAX_OUTPUT_TOKENS = env.int("OPENAI_MAX_OUTPUT_TOKENS", default=2000)
+# An answer cut at that limit is asked once more with twice the room, at most this many tokens.
+OPENAI_MAX_OUTPUT_TOKENS_CEILING = env.int("OPENAI_MAX_OUTPUT_TOKENS_CEILING", default=4000)
 # Price per million tokens in USD, (input, output), by model-name prefix (the longest prefix wins):
 # the reports store their cost from it. Published OpenAI list prices; add your compatible server's
 # model here (or set OPENAI_PRICE_INPUT / OPENAI_PRICE_OUTPUT for OPENAI_MODEL). Unknown model: no cost.

@@ -8,7 +8,15 @@ every request (path, headers, JSON body) and answers according to its mode:
 - ``500``: 500 with an error body;
 - ``slow``: waits ``delay`` seconds before answering ok (longer than the client's time-out);
 - ``script``: a completion whose text carries ``<script>`` and other HTML;
-- ``empty``: a completion with an empty text.
+- ``empty``: a completion with an empty text;
+- ``length``: the answer cut at the output limit: ``finish_reason: "length"``, the first
+  ``truncate_at`` characters of the reply (ending mid-tag), all of ``max_completion_tokens`` used;
+- ``content_filter``: ``finish_reason: "content_filter"`` with no text;
+- ``refusal``: ``message.refusal`` set (``refusal_text``), ``content`` null;
+- ``malformed``: 200, ``application/json``, a body cut in the middle of the JSON;
+- ``undecodable``: 200, ``application/json``, bytes that are not UTF-8;
+- ``html``: 200, ``text/html``, a proxy's error page;
+- ``not_completion``: 200 with JSON that is no completion (``{"error": …}``, no choices).
 
 ``modes`` is a queue consumed one request at a time (then ``mode`` applies): ``["500", "ok"]``
 fails once, then answers. Run by hand: ``python -m reports.tests.fake_openai --port 8790``.
@@ -37,6 +45,12 @@ DEFAULT_REPLY = """## 요약
 ## 위험 요인
 - 시장 변동성에 유의하십시오.
 """
+REFUSAL_TEXT = "죄송하지만 이 요청에는 응답할 수 없습니다."
+MALFORMED_BODY = b'{"id": "chatcmpl-broken", "object": "chat.completion", "choices": [{"index": 0, "message": {"role": "assis'
+UNDECODABLE_BODY = b"\xff\xfe\x00\x81 not utf-8 \xc3\x28"
+HTML_BODY = b"<html><body><h1>502 Bad Gateway</h1></body></html>"
+MODES = ["ok", "429", "500", "401", "slow", "script", "empty", "length", "content_filter", "refusal", "malformed",
+         "undecodable", "html", "not_completion"]
 SCRIPT_REPLY = """## 요약
 <script>alert("xss")</script>
 <img src=x onerror="alert(1)">
@@ -63,6 +77,8 @@ class FakeOpenAI:
     model: str = "gpt-4o-mini-2024-07-18"
     delay: float = 3.0
     usage: dict = field(default_factory=lambda: {"prompt_tokens": 1234, "completion_tokens": 456, "total_tokens": 1690})
+    truncate_at: int = 60
+    refusal_text: str = REFUSAL_TEXT
     requests: list[RecordedRequest] = field(default_factory=list)
 
     def __post_init__(self) -> None:
@@ -132,18 +148,36 @@ class FakeOpenAI:
         except (BrokenPipeError, ConnectionResetError):  # the client gave up (time-out)
             pass
 
-    def _completion(self, body: dict, text: str) -> dict:
+    def _send_raw(self, handler: BaseHTTPRequestHandler, data: bytes, content_type: str) -> None:
+        try:
+            handler.send_response(200)
+            handler.send_header("Content-Type", content_type)
+            handler.send_header("Content-Length", str(len(data)))
+            handler.end_headers()
+            handler.wfile.write(data)
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+
+    def _completion(self, body: dict, text: str | None, *, finish_reason: str = "stop", refusal: str | None = None,
+                    usage: dict | None = None) -> dict:
         return {
             "id": f"chatcmpl-fake{next(self._ids)}",
             "object": "chat.completion",
             "created": int(time.time()),
             "model": self.model,
             "choices": [{
-                "index": 0, "finish_reason": "stop", "logprobs": None,
-                "message": {"role": "assistant", "content": text, "refusal": None},
+                "index": 0, "finish_reason": finish_reason, "logprobs": None,
+                "message": {"role": "assistant", "content": text, "refusal": refusal},
             }],
-            "usage": dict(self.usage),
+            "usage": dict(usage or self.usage),
         }
+
+    def _truncated(self, body: dict) -> dict:
+        limit = int(body.get("max_completion_tokens") or body.get("max_tokens") or 4096)
+        prompt = self.usage["prompt_tokens"]
+        text = self.reply[: self.truncate_at].rstrip() + " <stro"  # cut mid-tag, as a real limit does
+        return self._completion(body, text, finish_reason="length", usage={
+            "prompt_tokens": prompt, "completion_tokens": limit, "total_tokens": prompt + limit})
 
     def _handle(self, handler: BaseHTTPRequestHandler) -> None:
         length = int(handler.headers.get("Content-Length") or 0)
@@ -175,6 +209,20 @@ class FakeOpenAI:
             self._send(handler, 200, self._completion(body or {}, SCRIPT_REPLY))
         elif mode == "empty":
             self._send(handler, 200, self._completion(body or {}, ""))
+        elif mode == "length":
+            self._send(handler, 200, self._truncated(body or {}))
+        elif mode == "content_filter":
+            self._send(handler, 200, self._completion(body or {}, None, finish_reason="content_filter"))
+        elif mode == "refusal":
+            self._send(handler, 200, self._completion(body or {}, None, refusal=self.refusal_text))
+        elif mode == "malformed":
+            self._send_raw(handler, MALFORMED_BODY, "application/json")
+        elif mode == "undecodable":
+            self._send_raw(handler, UNDECODABLE_BODY, "application/json")
+        elif mode == "html":
+            self._send_raw(handler, HTML_BODY, "text/html; charset=utf-8")
+        elif mode == "not_completion":
+            self._send(handler, 200, {"error": {"message": "upstream unavailable", "type": "server_error"}})
         else:
             self._send(handler, 200, self._completion(body or {}, self.reply))
 
@@ -182,7 +230,7 @@ class FakeOpenAI:
 def main() -> None:
     parser = argparse.ArgumentParser(description="Run the fake OpenAI-compatible server.")
     parser.add_argument("--port", type=int, default=8790)
-    parser.add_argument("--mode", default="ok", choices=["ok", "429", "500", "401", "slow", "script", "empty"])
+    parser.add_argument("--mode", default="ok", choices=MODES)
     args = parser.parse_args()
     fake = FakeOpenAI(mode=args.mode).start(args.port)
     print(f"OPENAI_BASE_URL={fake.base_url}\nOPENAI_API_KEY=sk-fake-local\n(Ctrl-C to stop)")

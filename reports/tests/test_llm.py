@@ -17,7 +17,7 @@ from reports.models import ReportStatus, WeeklyReport
 from reports.services import generate_report
 
 from .conftest import AFTER_THE_WEEK, API_KEY, WEEK
-from .fake_openai import DEFAULT_REPLY
+from .fake_openai import DEFAULT_REPLY, REFUSAL_TEXT
 
 pytestmark = pytest.mark.django_db
 
@@ -111,7 +111,8 @@ def test_a_permanent_error_is_not_retried(traded_week, user, model_settings, fak
 
 def test_an_empty_answer_falls_back(traded_week, user, model_settings, fake_openai):
     fake_openai.mode = "empty"
-    assert generate(user).report.status == ReportStatus.FALLBACK
+    report = generate(user).report
+    assert report.status == ReportStatus.FALLBACK and "빈 답변" in report.status_reason
 
 
 def test_no_key_means_no_call_and_a_plain_report(traded_week, user, model_settings, fake_openai):
@@ -151,3 +152,88 @@ def test_cost_from_the_price_table(settings):
     assert cost_for("gpt-4o-mini-2024-07-18", 1_000_000, 1_000_000) == Decimal("0.750000")
     assert cost_for("gpt-4o", 2000, 1000) == Decimal("0.015000")
     assert cost_for("llama-3-local", 1000, 1000) is None
+
+
+# --- answers that are not a report ------------------------------------------------------------------
+def test_a_truncated_answer_is_asked_again_with_more_room(traded_week, user, model_settings, fake_openai):
+    model_settings.OPENAI_MAX_OUTPUT_TOKENS = 1000
+    model_settings.OPENAI_MAX_OUTPUT_TOKENS_CEILING = 1500
+    fake_openai.set_modes("length", "ok")
+    report = generate(user).report
+    first, second = fake_openai.completions
+    assert (first.body["max_completion_tokens"], second.body["max_completion_tokens"]) == (1000, 1500)
+    assert report.status == ReportStatus.OK and report.text == DEFAULT_REPLY.strip()
+    assert report.status_reason == "" and report.attempts == 2
+    # both calls were paid for: 1234 + 1000 (cut) and 1234 + 456
+    assert (report.prompt_tokens, report.completion_tokens, report.total_tokens) == (2468, 1456, 3924)
+
+
+def test_an_answer_truncated_again_is_not_a_report(traded_week, user, model_settings, fake_openai):
+    model_settings.OPENAI_MAX_OUTPUT_TOKENS = 1000
+    model_settings.OPENAI_MAX_OUTPUT_TOKENS_CEILING = 8000
+    fake_openai.mode = "length"
+    report = generate(user).report
+    assert [r.body["max_completion_tokens"] for r in fake_openai.completions] == [1000, 2000]
+    assert report.status == ReportStatus.FALLBACK and report.model == ""
+    assert report.text.startswith("> 이 리포트는 언어 모델 없이") and "<stro" not in report.text  # the plain report
+    assert "출력 한도에서 잘렸습니다" in report.status_reason and "2,000 토큰" in report.status_reason
+    assert report.attempts == 2 and report.completion_tokens == 3000  # what the cut answers cost
+
+
+def test_no_room_to_grow_means_no_second_call(traded_week, user, model_settings, fake_openai):
+    model_settings.OPENAI_MAX_OUTPUT_TOKENS = 2000
+    model_settings.OPENAI_MAX_OUTPUT_TOKENS_CEILING = 2000
+    fake_openai.mode = "length"
+    report = generate(user).report
+    assert len(fake_openai.completions) == 1
+    assert report.status == ReportStatus.FALLBACK and "OPENAI_MAX_OUTPUT_TOKENS_CEILING" in report.status_reason
+
+
+def test_a_filtered_answer_is_not_a_report(traded_week, user, model_settings, fake_openai):
+    fake_openai.mode = "content_filter"
+    report = generate(user).report
+    assert len(fake_openai.completions) == 1
+    assert report.status == ReportStatus.FALLBACK and "콘텐츠 필터" in report.status_reason
+
+
+def test_a_refusal_keeps_the_models_words(traded_week, user, model_settings, fake_openai):
+    fake_openai.mode = "refusal"
+    report = generate(user).report
+    assert len(fake_openai.completions) == 1  # a refusal is an answer: not retried
+    assert report.status == ReportStatus.FALLBACK and report.text.startswith("> 이 리포트는 언어 모델 없이")
+    assert "거절" in report.status_reason and REFUSAL_TEXT in report.status_reason
+    assert "빈" not in report.status_reason
+
+
+@pytest.mark.parametrize("mode", ["malformed", "undecodable", "html", "not_completion"])
+def test_an_undecodable_answer_is_retried_and_counted(traded_week, user, model_settings, fake_openai, mode):
+    fake_openai.mode = mode
+    report = generate(user).report
+    assert len(fake_openai.completions) == 3  # retried like a 5xx
+    assert report.status == ReportStatus.FALLBACK and report.attempts == 3
+    assert "3번 모두 실패" in report.status_reason and "응답 본문을 해석할 수 없음" in report.status_reason
+
+
+def test_an_undecodable_answer_then_a_good_one_is_stored(traded_week, user, model_settings, fake_openai):
+    fake_openai.set_modes("malformed", "undecodable")
+    report = generate(user).report
+    assert report.status == ReportStatus.OK and report.attempts == 3 and len(fake_openai.completions) == 3
+
+
+def test_malformed_answers_wait_with_the_backoff(model_settings, fake_openai):
+    fake_openai.mode = "malformed"
+    model_settings.OPENAI_RETRY_BACKOFF = 1.0
+    waits = []
+    with pytest.raises(ModelFailed) as failed:
+        write_report({"week": {"iso_week": WEEK}}, sleep=waits.append)
+    assert failed.value.attempts == 3 and failed.value.fails_for_everyone
+    assert 1.0 <= waits[0] <= 1.5 and 2.0 <= waits[1] <= 3.0
+
+
+@pytest.mark.parametrize(("retries", "phrase"), [(0, "모델 호출을 1번 시도했지만 실패해"), (2, "모델 호출이 3번 모두 실패해")])
+def test_the_reason_reads_right_for_any_number_of_calls(traded_week, user, model_settings, fake_openai, retries, phrase):
+    model_settings.OPENAI_MAX_RETRIES = retries
+    fake_openai.mode = "500"
+    report = generate(user).report
+    assert report.attempts == retries + 1 and phrase in report.status_reason
+    assert "1번 모두" not in report.status_reason

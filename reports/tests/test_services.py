@@ -12,7 +12,13 @@ from django.db import connection
 
 from reports import services
 from reports.models import ReportStatus, WeeklyReport
-from reports.services import GENERATING, generate_report, generate_weekly_reports, report_week_for
+from reports.services import (
+    GENERATING,
+    LEGACY_TRUNCATED,
+    generate_report,
+    generate_weekly_reports,
+    report_week_for,
+)
 from reports.tasks import weekly_reports
 
 from .conftest import AFTER_THE_WEEK, FRIDAY, MONDAY, WEEK, at
@@ -163,20 +169,102 @@ def test_the_database_refuses_a_second_report_of_a_week(user):
         WeeklyReport.objects.create(user=user, iso_week=WEEK, week_start=MONDAY)
 
 
-def test_when_the_model_is_down_the_next_users_do_not_wait_for_it(traded_week, user, model_settings, fake_openai):
+def holder(code: str):
+    """Another user with activity in the week: a position held through it on a paper account."""
     from accounts.models import BrokerMode
     from accounts.tests.factories import BrokerAccountFactory, UserFactory
     from market.brokers.paper import PaperBroker
 
     from .conftest import PREVIOUS_THURSDAY
 
-    holder = UserFactory()
-    account = BrokerAccountFactory(owner=holder, mode=BrokerMode.PAPER, app_key="", app_secret="", account_number="")
-    PaperBroker(account, clock=lambda: at(PREVIOUS_THURSDAY, 9, 5)).place_order("buy", traded_week["held_code"], 1,
-                                                                                order_type="01")
-    fake_openai.mode = "500"
-    first, second = generate_weekly_reports(WEEK, now=AFTER_THE_WEEK)
-    assert len(fake_openai.completions) == 3  # the first user's calls only
-    assert first.report.status == second.report.status == ReportStatus.FALLBACK
-    assert first.report.attempts == 3 and second.report.attempts == 0
-    assert "이번 실행에서" in second.report.status_reason
+    person = UserFactory()
+    account = BrokerAccountFactory(owner=person, mode=BrokerMode.PAPER, app_key="", app_secret="", account_number="")
+    PaperBroker(account, clock=lambda: at(PREVIOUS_THURSDAY, 9, 5)).place_order("buy", code, 1, order_type="01")
+    return person
+
+
+@pytest.mark.parametrize(("mode", "calls", "why"), [
+    ("500", 3, "모델 서버가 응답하지 않아"),
+    ("malformed", 3, "모델 서버가 응답하지 않아"),  # an undecodable body counts as the server being down
+    ("401", 1, "모델 API가 요청을 거부해"),  # a wrong key fails for everyone too
+])
+def test_when_the_model_is_down_the_next_users_do_not_wait_for_it(
+        traded_week, user, model_settings, fake_openai, mode, calls, why):
+    others = [holder(traded_week["held_code"]) for _ in range(2)]
+    fake_openai.mode = mode
+    first, *rest = generate_weekly_reports(WEEK, now=AFTER_THE_WEEK)
+    assert len(rest) == 2 and {o.report.user for o in rest} == set(others)
+    assert len(fake_openai.completions) == calls  # the first user's calls only
+    assert first.report.status == ReportStatus.FALLBACK and first.report.attempts == calls
+    for outcome in rest:
+        assert outcome.report.status == ReportStatus.FALLBACK and outcome.report.attempts == 0
+        assert outcome.report.status_reason.startswith(why) and "이번 실행에서" in outcome.report.status_reason
+    assert f"{calls}번" in rest[0].report.status_reason
+
+
+def test_a_down_model_is_not_called_for_every_regeneration_either(traded_week, user, model_settings, fake_openai):
+    other = holder(traded_week["held_code"])
+    generate_weekly_reports(WEEK, now=AFTER_THE_WEEK)
+    assert len(fake_openai.completions) == 2
+    fake_openai.mode = "malformed"
+    outcomes = generate_weekly_reports(WEEK, regenerate=True, now=AFTER_THE_WEEK)
+    assert len(fake_openai.completions) == 2 + 3  # one user's retries, then no call for the other
+    assert [o.action for o in outcomes] == ["kept", "kept"]
+    kept = WeeklyReport.objects.get(user=other)
+    assert kept.status == ReportStatus.OK and "모델 서버가 응답하지 않아" in kept.status_reason
+
+
+def test_a_truncated_answer_does_not_stop_the_run(traded_week, user, model_settings, fake_openai):
+    holder(traded_week["held_code"])
+    fake_openai.mode = "length"
+    outcomes = generate_weekly_reports(WEEK, now=AFTER_THE_WEEK)
+    assert len(fake_openai.completions) == 4  # each user's answer, and each once more with more room
+    assert all("잘렸습니다" in o.report.status_reason for o in outcomes)
+
+
+def test_regenerate_never_replaces_a_complete_report_with_a_truncated_one(
+        traded_week, user, model_settings, fake_openai):
+    good = generate_report(user, WEEK, now=AFTER_THE_WEEK).report
+    assert good.status == ReportStatus.OK
+    fake_openai.mode = "length"
+    later = AFTER_THE_WEEK + dt.timedelta(days=2, hours=1)
+    outcome = generate_report(user, WEEK, regenerate=True, now=later)
+    assert len(fake_openai.completions) == 1 + 2  # the regeneration asked once more with more room
+    kept = WeeklyReport.objects.get()
+    assert outcome.action == "kept" and outcome.report.pk == kept.pk
+    assert (kept.status, kept.text, kept.model, kept.attempts, kept.created_at) == (
+        ReportStatus.OK, good.text, good.model, good.attempts, good.created_at)
+    assert "<stro" not in kept.text
+    assert kept.status_reason.startswith("2025-11-30 19:00에 다시 작성하려 했지만")
+    assert "그대로 두었습니다" in kept.status_reason and "잘렸습니다" in kept.status_reason
+    # a later regeneration that works replaces it, and the note goes
+    fake_openai.mode = "ok"
+    assert generate_report(user, WEEK, regenerate=True, now=later).action == "replaced"
+    assert WeeklyReport.objects.get().status_reason == ""
+
+
+@pytest.mark.parametrize("mode", ["refusal", "content_filter", "empty", "401"])
+def test_regenerate_keeps_a_complete_report_whatever_the_model_answers(
+        traded_week, user, model_settings, fake_openai, mode):
+    good = generate_report(user, WEEK, now=AFTER_THE_WEEK).report
+    fake_openai.mode = mode
+    assert generate_report(user, WEEK, regenerate=True, now=AFTER_THE_WEEK).action == "kept"
+    kept = WeeklyReport.objects.get()
+    assert kept.status == ReportStatus.OK and kept.text == good.text and "그대로 두었습니다" in kept.status_reason
+
+
+def test_a_report_stored_truncated_before_is_not_complete(traded_week, user, model_settings, fake_openai):
+    truncated = generate_report(user, WEEK, now=AFTER_THE_WEEK).report
+    WeeklyReport.objects.filter(pk=truncated.pk).update(text="## 요약\n이번 주 <stro", status_reason=LEGACY_TRUNCATED)
+    fake_openai.mode = "length"
+    outcome = generate_report(user, WEEK, regenerate=True, now=AFTER_THE_WEEK)
+    assert outcome.action == "replaced" and outcome.report.status == ReportStatus.FALLBACK
+
+
+def test_the_refusal_is_kept_on_the_report(traded_week, user, model_settings, fake_openai):
+    fake_openai.refusal_text = "이 요청은 도와드릴 수 없습니다. <b>정책</b>"
+    fake_openai.mode = "refusal"
+    report = generate_report(user, WEEK, now=AFTER_THE_WEEK).report
+    report.refresh_from_db()
+    assert "이 요청은 도와드릴 수 없습니다. <b>정책</b>" in report.status_reason  # stored as written (escaped on the page)
+    assert report.total_tokens == 1690  # the refusal's tokens were paid for

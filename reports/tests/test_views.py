@@ -106,3 +106,33 @@ def test_facts_json_is_escaped_on_the_page(logged_in, report):
     page = logged_in.get(reverse("reports:detail", args=[WEEK])).content.decode()
     assert "<b>전략</b>" not in page and "&lt;b&gt;전략&lt;/b&gt;" in page
     assert json.loads(json.dumps(facts))  # still JSON
+
+
+def test_a_kept_model_report_shows_why_the_regeneration_did_not_replace_it(
+        traded_week, user, logged_in, model_settings, fake_openai, settings):
+    good = generate_report(user, WEEK, now=AFTER_THE_WEEK).report
+    fake_openai.mode = "length"
+    settings.CELERY_TASK_ALWAYS_EAGER = True
+    logged_in.post(reverse("reports:regenerate", args=[WEEK]))
+    page = logged_in.get(reverse("reports:detail", args=[WEEK])).content.decode()
+    assert "status-ok" in page and good.model in page  # still the model's report …
+    reason = page.split('id="status-reason"', 1)[1].split("</p>", 1)[0]
+    assert "그대로 두었습니다" in reason and "출력 한도에서 잘렸습니다" in reason  # … and why it was kept
+    text = page.split('id="report-text"', 1)[1].split("</article>", 1)[0]
+    assert "<stro" not in text and "&lt;stro" not in text  # the cut answer is shown nowhere
+
+
+def test_a_refusal_is_shown_with_the_models_words(traded_week, user, logged_in, model_settings, fake_openai):
+    fake_openai.refusal_text = "죄송합니다. <script>x</script> 작성할 수 없습니다."
+    fake_openai.mode = "refusal"
+    generate_report(user, WEEK, now=AFTER_THE_WEEK)
+    page = logged_in.get(reverse("reports:detail", args=[WEEK])).content.decode()
+    reason = page.split('id="status-reason"', 1)[1].split("</p>", 1)[0]
+    assert "거절했습니다" in reason and "죄송합니다. &lt;script&gt;x&lt;/script&gt; 작성할 수 없습니다." in reason
+    assert "status-fallback" in page and "<script>x" not in page
+
+
+def test_a_complete_report_without_a_reason_shows_none(traded_week, user, logged_in, model_settings, fake_openai):
+    generate_report(user, WEEK, now=AFTER_THE_WEEK)
+    page = logged_in.get(reverse("reports:detail", args=[WEEK])).content.decode()
+    assert "status-ok" in page and 'id="status-reason"' not in page
