@@ -1,12 +1,11 @@
 from __future__ import annotations
 
 from django.conf import settings
-from django.contrib.auth import authenticate
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.utils.translation import gettext as _
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import mixins, parsers, permissions, status, viewsets
-from rest_framework.exceptions import PermissionDenied, ValidationError
+from rest_framework.exceptions import PermissionDenied, Throttled, ValidationError
 from rest_framework.response import Response
 from rest_framework.throttling import ScopedRateThrottle
 from rest_framework.views import APIView
@@ -68,7 +67,8 @@ class BrokerAccountViewSet(
 class TokenFormView(APIView):
     """`POST /token` (form fields `username`, `password`) → `{"access_token", "token_type": "bearer"}`.
 
-    The design's OAuth2-password-style form next to simplejwt's JSON `/api/token/`."""
+    The design's OAuth2-password-style form next to simplejwt's JSON `/api/token/`. Both count against
+    the site login's failed-login limits (429 while they refuse) besides DRF's `login` throttle."""
 
     authentication_classes: list = []
     permission_classes = [permissions.AllowAny]
@@ -76,13 +76,23 @@ class TokenFormView(APIView):
     throttle_classes = [ScopedRateThrottle]
     throttle_scope = "login"
 
-    @extend_schema(request=TokenFormSerializer, responses={200: TokenFormResponseSerializer})
+    @extend_schema(
+        request=TokenFormSerializer,
+        responses={
+            200: TokenFormResponseSerializer,
+            401: OpenApiResponse(description="Wrong username or password."),
+            429: OpenApiResponse(description="Too many attempts or failed logins; try again later."),
+        },
+    )
     def post(self, request):
         form = TokenFormSerializer(data=request.data)
         form.is_valid(raise_exception=True)
-        user = authenticate(
-            request, username=form.validated_data["username"], password=form.validated_data["password"]
-        )
+        try:
+            user = services.authenticate_login(
+                request, login=form.validated_data["username"], password=form.validated_data["password"]
+            )
+        except services.LoginLimited as error:
+            raise Throttled(detail=str(error)) from error
         if user is None or not user.is_active:
             return Response(
                 {"detail": _("Wrong username or password.")},

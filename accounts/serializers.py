@@ -1,9 +1,13 @@
 from __future__ import annotations
 
 from django.contrib.auth import get_user_model
+from django.contrib.auth.models import update_last_login
 from django.utils.translation import gettext_lazy as _
-from rest_framework import serializers
+from rest_framework import exceptions, serializers
+from rest_framework_simplejwt.serializers import TokenObtainPairSerializer
+from rest_framework_simplejwt.settings import api_settings as jwt_settings
 
+from . import services
 from .models import BrokerAccount
 
 
@@ -57,3 +61,24 @@ class TokenFormResponseSerializer(serializers.Serializer):
     refresh_token = serializers.CharField()
     token_type = serializers.CharField(default="bearer")
     expires_in = serializers.IntegerField(help_text="seconds")
+
+
+class LoginLimitedTokenObtainPairSerializer(TokenObtainPairSerializer):
+    """simplejwt's `/api/token/` (SIMPLE_JWT["TOKEN_OBTAIN_SERIALIZER"]), checking the password through
+    the site login's failed-login limits (accounts.services.authenticate_login): 429 while they refuse.
+    The rest repeats simplejwt's validate(), which cannot be reused: it calls django's authenticate() itself."""
+
+    def validate(self, attrs):
+        try:
+            self.user = services.authenticate_login(
+                self.context["request"], login=attrs[self.username_field], password=attrs["password"]
+            )
+        except services.LoginLimited as error:
+            raise exceptions.Throttled(detail=str(error)) from error
+        if not jwt_settings.USER_AUTHENTICATION_RULE(self.user):
+            raise exceptions.AuthenticationFailed(self.error_messages["no_active_account"], "no_active_account")
+        refresh = self.get_token(self.user)
+        data = {"refresh": str(refresh), "access": str(refresh.access_token)}
+        if jwt_settings.UPDATE_LAST_LOGIN:
+            update_last_login(None, self.user)
+        return data

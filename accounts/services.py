@@ -5,7 +5,9 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
+from allauth.account.adapter import get_adapter
 from django.contrib.auth import get_user_model
+from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 
@@ -15,6 +17,25 @@ from .models import BrokerAccount, BrokerMode
 logger = logging.getLogger(__name__)
 
 SECRET_FIELDS = ("app_key", "app_secret", "account_number")
+
+
+class LoginLimited(Exception):
+    """Too many failed logins: for this account from this client address, or from this address."""
+
+
+def authenticate_login(request, *, login: str, password: str):
+    """Check a username (or e-mail) and password for the API's token endpoints exactly as the site's
+    login form does: through allauth's adapter, so the same failed-login limits
+    (ACCOUNT_RATE_LIMITS["login_failed"], per account and client address and per address) count and
+    refuse. Returns the user (possibly inactive: the caller decides) or None; raises LoginLimited
+    with allauth's (translated) message while the limits refuse, before the password is checked."""
+    request = getattr(request, "_request", request)  # a DRF Request wraps Django's
+    try:
+        return get_adapter(request).authenticate(request, username=login, password=password)
+    except ValidationError as error:
+        if error.code == "too_many_login_attempts":
+            raise LoginLimited(error.messages[0]) from error
+        raise
 
 
 def apply_broker_account_changes(account: BrokerAccount, changes: dict) -> BrokerAccount:

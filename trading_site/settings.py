@@ -195,6 +195,32 @@ ACCOUNT_LOGIN_ON_PASSWORD_RESET = False
 SOCIALACCOUNT_EMAIL_AUTHENTICATION = False  # never merge accounts on an unverified e-mail
 SOCIALACCOUNT_LOGIN_ON_GET = False  # a POST starts the OAuth dance (CSRF-safe)
 
+# Which address is the client's, for allauth's login limits and DRF's throttles alike: the number of
+# reverse proxies of ours in front of gunicorn, each appending the address it saw to X-Forwarded-For.
+# 0 (no proxy): the TCP peer, X-Forwarded-For ignored (anyone can write it). N: the N-th entry from the
+# right, the one our outermost proxy wrote. Too high lets a client pick its address; too low makes every
+# client share the proxy's address (and its limits).
+TRUSTED_PROXY_COUNT = env.int("TRUSTED_PROXY_COUNT", default=0)
+if TRUSTED_PROXY_COUNT < 0:
+    raise ImproperlyConfigured("TRUSTED_PROXY_COUNT must be 0 or more")
+ALLAUTH_TRUSTED_PROXY_COUNT = TRUSTED_PROXY_COUNT
+# Keys the failed-login lockout on the account and the client address together (accounts.adapters).
+ACCOUNT_ADAPTER = "accounts.adapters.AccountAdapter"
+# The site login, the admin login (routed through it) and the API's /api/token/ and /token all count here.
+ACCOUNT_RATE_LIMITS = {
+    # Every login POST from one client address, right or wrong (allauth's default): a burst ends in 429.
+    "login": "30/m/ip",
+    # Failed logins, checked before the password is (a right password gives its count back):
+    # - 5 per 5 minutes per account *and* client address ("key", see accounts.adapters): the lockout. It
+    #   stops guessing one password at the address guessing it, while the owner elsewhere, and the other
+    #   users at that address, log in as usual. Listed first so attempts it refuses (no password checked)
+    #   do not also use up the address's budget below.
+    # - 30 per 10 minutes and 200 a day per client address: one address spraying guesses over many
+    #   usernames. People sharing an address (an office, a household) mistype far fewer passwords than
+    #   that, so they are not refused; a sprayer gets at most 200 guesses a day per address.
+    "login_failed": "5/5m/key,30/10m/ip,200/d/ip",
+}
+
 KAKAO_CLIENT_ID = env("KAKAO_CLIENT_ID", default="")
 KAKAO_CLIENT_SECRET = env("KAKAO_CLIENT_SECRET", default="")
 SOCIALACCOUNT_PROVIDERS: dict = {
@@ -227,6 +253,9 @@ REST_FRAMEWORK = {
         "user": env("THROTTLE_USER", default="1200/min"),
         "login": env("THROTTLE_LOGIN", default="20/min"),
     },
+    # Throttles count per client address as TRUSTED_PROXY_COUNT defines it; DRF's default (None) would
+    # take X-Forwarded-For as sent, so a made-up header per request escaped every throttle.
+    "NUM_PROXIES": TRUSTED_PROXY_COUNT,
 }
 SIMPLE_JWT = {
     "ACCESS_TOKEN_LIFETIME": timedelta(minutes=env.int("JWT_ACCESS_MINUTES", default=15)),
@@ -235,16 +264,20 @@ SIMPLE_JWT = {
     "BLACKLIST_AFTER_ROTATION": True,
     "UPDATE_LAST_LOGIN": True,
     "AUTH_HEADER_TYPES": ("Bearer",),
+    # /api/token/ checks passwords through the site login's failed-login limits (ACCOUNT_RATE_LIMITS).
+    "TOKEN_OBTAIN_SERIALIZER": "accounts.serializers.LoginLimitedTokenObtainPairSerializer",
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "KIS Weekly Trader API",
     "DESCRIPTION": "주간 자동매매 시스템 API (JWT: POST /api/token/ 또는 /token)",
     "VERSION": VERSION,
     "SERVE_INCLUDE_SCHEMA": False,
-    # Swagger UI and Redoc come from the sidecar package: pages work offline, no CDN.
+    # Swagger UI comes from the sidecar package: the page works offline, no CDN. (Redoc is not served:
+    # it needs inline styles, a blob: worker and web fonts, which the Content-Security-Policy forbids.)
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
-    "REDOC_DIST": "SIDECAR",
+    # No validator badge: it would send the schema's address to validator.swagger.io.
+    "SWAGGER_UI_SETTINGS": {"deepLinking": True, "validatorUrl": None},
     "COMPONENT_SPLIT_REQUEST": True,
 }
 

@@ -1,4 +1,4 @@
-"""The admin: staff see masked accounts; non-staff users cannot get in at all."""
+"""The admin: staff see masked accounts; non-staff users cannot get in at all; its login is the site's."""
 
 import pytest
 from django.urls import reverse
@@ -54,3 +54,50 @@ def test_non_staff_user_cannot_open_the_admin(client, user, other_user):
     client.force_login(user)
     response = client.get(reverse("admin:accounts_brokeraccount_change", args=[account.pk]))
     assert response.status_code == 302 and reverse("admin:login") in response.url
+
+
+# --- The admin's login goes through the site's (allauth), with its limits ---------------------------
+
+def test_the_admin_login_form_checks_no_password(fast_passwords, clock, client):
+    """The issue: 60 wrong passwords on /admin/login/ were all answered 200, then the right one logged
+    in. Now /admin/login/ only sends to the site's login, rate-limited and with the lockout."""
+    staff = UserFactory(username="boss", is_staff=True, is_superuser=True)
+    url = reverse("admin:login") + "?next=/admin/"
+    for guess in [f"guess-{n}" for n in range(60)] + ["correct-horse-battery-9"]:
+        response = client.post(url, {"username": staff.username, "password": guess})
+        clock.shift(0.4)
+        assert response.status_code == 302
+        assert response.url == reverse("account_login") + "?next=%2Fadmin%2F"
+    assert "_auth_user_id" not in client.session
+
+
+def test_admin_brute_force_is_locked_then_429_and_staff_get_in_after_the_window(fast_passwords, clock, client):
+    staff = UserFactory(username="boss", is_staff=True, is_superuser=True)
+    login_page = client.get(reverse("admin:index"), follow=True)
+    assert login_page.redirect_chain[-1][0] == reverse("account_login") + "?next=%2Fadmin%2F"
+    login_url = login_page.redirect_chain[-1][0]
+
+    def attempt(password):
+        response = client.post(login_url, {"login": staff.username, "password": password})
+        clock.shift(0.4)
+        return response
+
+    for _ in range(5):
+        assert attempt("wrong-guess").status_code == 200
+    locked = attempt("correct-horse-battery-9")  # the lockout refuses before the password is checked
+    assert locked.status_code == 200
+    assert "_auth_user_id" not in client.session
+    assert [error.code for error in locked.context["form"].errors.as_data()["__all__"]] == ["too_many_login_attempts"]
+    # Login POSTs 7 to 36 of the minute from this address: from the 31st on, 429 (30 a minute).
+    statuses = [attempt("wrong-guess").status_code for _ in range(30)]
+    assert statuses == [200] * 24 + [429] * 6
+
+    clock.shift(5 * 60)
+    response = client.post(login_url, {"login": staff.username, "password": "correct-horse-battery-9"}, follow=True)
+    assert response.redirect_chain[-1][0] == "/admin/"
+    assert response.status_code == 200 and response.context["user"] == staff
+
+
+def test_a_logged_in_non_staff_user_is_refused_at_the_admin_login(client, user):
+    client.force_login(user)
+    assert client.get(reverse("admin:login")).status_code == 403

@@ -1,4 +1,5 @@
-"""JWT issuance, refresh, expiry and logout; the design's POST /token; broker accounts over the API."""
+"""JWT issuance, refresh, expiry and logout; the design's POST /token; login limits on both token
+endpoints; broker accounts over the API."""
 
 import pytest
 import time_machine
@@ -7,7 +8,7 @@ from django.utils import timezone
 from rest_framework.test import APIClient
 
 from accounts.models import BrokerAccount
-from accounts.tests.factories import BrokerAccountFactory
+from accounts.tests.factories import BrokerAccountFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -160,3 +161,90 @@ def test_openapi_schema_and_docs_are_served(client, user):
     docs = client.get(reverse("api:swagger"))
     assert docs.status_code == 200
     assert b"cdn" not in docs.content.lower()
+
+
+# --- Login limits on the token endpoints -----------------------------------------------------------
+# /api/token/ (JSON) and /token (form) count against the site login's failed-login limits (5 per 5
+# minutes per account and client address, ACCOUNT_RATE_LIMITS) and DRF's `login` throttle (20 a minute
+# per client address), the address being decided by TRUSTED_PROXY_COUNT (0 in the tests).
+
+HOME, ELSEWHERE, PROXY = "198.51.100.7", "203.0.113.9", "10.0.0.2"
+LOCKOUT_AFTER = 5
+THROTTLE_LOGIN = 20
+
+
+def token_attempt(clock, endpoint, username, password, address=HOME, **headers) -> int:
+    """One login on a token endpoint from a fresh client; the status code."""
+    data = {"username": username, "password": password}
+    if endpoint == "/token":
+        response = APIClient().post("/token", data, REMOTE_ADDR=address, **headers)  # form fields
+    else:
+        response = APIClient().post(endpoint, data, format="json", REMOTE_ADDR=address, **headers)
+    clock.shift(0.4)
+    return response.status_code
+
+
+token_endpoints = pytest.mark.parametrize("endpoint", ["/api/token/", "/token"])
+
+
+@token_endpoints
+def test_forged_forwarded_for_does_not_escape_the_failed_login_lockout(fast_passwords, clock, endpoint):
+    """The issue: 60 wrong passwords, each with a made-up X-Forwarded-For, were 60 x 401."""
+    victim = UserFactory(username="victim")
+    statuses = [
+        token_attempt(clock, endpoint, victim.username, "wrong-guess", HTTP_X_FORWARDED_FOR=f"192.0.2.{n}")
+        for n in range(60)
+    ]
+    assert statuses == [401] * LOCKOUT_AFTER + [429] * (60 - LOCKOUT_AFTER)
+
+
+@token_endpoints
+def test_forged_forwarded_for_does_not_escape_the_login_throttle(fast_passwords, clock, endpoint):
+    """Spraying usernames (no account reaches its lockout): DRF's throttle counts the real address."""
+    statuses = [
+        token_attempt(clock, endpoint, f"user{n}", "wrong-guess", HTTP_X_FORWARDED_FOR=f"192.0.2.{n}")
+        for n in range(60)
+    ]
+    assert statuses == [401] * THROTTLE_LOGIN + [429] * (60 - THROTTLE_LOGIN)
+
+
+@token_endpoints
+def test_behind_one_trusted_proxy_the_throttle_counts_the_last_forwarded_address(
+    fast_passwords, clock, settings, endpoint
+):
+    settings.ALLAUTH_TRUSTED_PROXY_COUNT = 1
+    settings.REST_FRAMEWORK = {**settings.REST_FRAMEWORK, "NUM_PROXIES": 1}
+    statuses = [
+        token_attempt(clock, endpoint, f"user{n}", "wrong-guess", address=PROXY,
+                      HTTP_X_FORWARDED_FOR=f"192.0.2.{n}, {HOME}")
+        for n in range(THROTTLE_LOGIN + 1)
+    ]
+    assert statuses == [401] * THROTTLE_LOGIN + [429]
+    # Another client behind the same proxy is not held back, whatever the first entry says.
+    assert token_attempt(clock, endpoint, "someone", "wrong-guess", address=PROXY,
+                         HTTP_X_FORWARDED_FOR=f"{HOME}, {ELSEWHERE}") == 401
+
+
+@token_endpoints
+def test_failures_on_one_user_do_not_stop_another_from_the_same_address(fast_passwords, clock, endpoint):
+    alice, bob = UserFactory(username="alice"), UserFactory(username="bob")
+    statuses = [token_attempt(clock, endpoint, alice.username, "wrong-guess") for _ in range(15)]
+    assert statuses == [401] * LOCKOUT_AFTER + [429] * (15 - LOCKOUT_AFTER)
+    assert token_attempt(clock, endpoint, bob.username, "correct-horse-battery-9") == 200
+    # alice is locked at this address only, and only for the window.
+    assert token_attempt(clock, endpoint, alice.username, "correct-horse-battery-9") == 429
+    assert token_attempt(clock, endpoint, alice.username, "correct-horse-battery-9", address=ELSEWHERE) == 200
+    clock.shift(5 * 60)
+    assert token_attempt(clock, endpoint, alice.username, "correct-horse-battery-9") == 200
+
+
+def test_the_site_and_the_api_share_one_lockout(fast_passwords, clock, client):
+    alice = UserFactory(username="alice")
+    for _ in range(LOCKOUT_AFTER - 2):
+        client.post(reverse("account_login"), {"login": "alice", "password": "wrong-guess"}, REMOTE_ADDR=HOME)
+        clock.shift(0.4)
+    assert token_attempt(clock, "/token", alice.username, "wrong-guess") == 401
+    assert token_attempt(clock, "/api/token/", alice.username, "wrong-guess") == 401
+    response = APIClient().post("/token", {"username": "alice", "password": "correct-horse-battery-9"}, REMOTE_ADDR=HOME)
+    assert response.status_code == 429
+    assert "로그인" in response.json()["detail"]  # allauth's message, in Korean
