@@ -80,6 +80,8 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
+    # A total time budget for the broker calls of each request (BROKER_WEB_DEADLINE_SECONDS).
+    "market.middleware.BrokerDeadlineMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "trading_site.middleware.KoreanFirstLocaleMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -311,6 +313,10 @@ KIS_BASE_URLS = {
 }
 _kis_client_mode = "paper" if KIS_MODE == "simulated" else "real"
 KIS_BASE_URLS[_kis_client_mode] = KIS_BASE_URLS[_kis_client_mode] or KIS_URL_BASE
+# Total time one web request may spend on broker calls (time-outs, retries, waits), then a Korean
+# "broker too slow" answer (API: 504). Well inside gunicorn's 30 s worker time-out (`--timeout 30` in the
+# Dockerfile, docker-compose and scripts/serve); 0 switches the budget off. Tasks and commands have none.
+BROKER_WEB_DEADLINE_SECONDS = env.float("BROKER_WEB_DEADLINE_SECONDS", default=20.0)
 
 # --- Risk and notifications ---------------------------------------------------------------------
 # Pre-trade limits (orders.risk); a TradingControl row in the admin overrides them per account or

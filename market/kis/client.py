@@ -10,6 +10,10 @@ Safety rules this client enforces
   EGW00201; the number of attempts is capped.
 * Orders are never re-sent after an ambiguous failure (see ``_send_order``): KIS orders carry no client
   order id, so a resend after a lost answer can create a second live order.
+* The caller's total time budget (``market.kis.deadline``, e.g. a web request's) is honoured: HTTP time-outs
+  are shortened to the time left, and a retry, backoff, rate-limit, token-lock or token-limit wait that would
+  pass it raises ``KisDeadlineExceeded`` instead — always before anything is sent, so an order stopped that
+  way was definitely not sent.
 * Tokens are shared through a ``TokenStore`` and issued under its lock: one issuance per app key even with
   many threads/processes, renewal when less than ``token_renew_margin`` remains.
 * Secrets (app key/secret, tokens, the full account number) never reach logs or exception texts.
@@ -39,7 +43,9 @@ from tenacity import (
     stop_after_attempt,
     wait_exponential,
 )
+from urllib3.util import Timeout
 
+from . import deadline
 from .errors import (
     DATA_CHANGED_CODE,
     RATE_LIMIT_CODES,
@@ -48,6 +54,7 @@ from .errors import (
     KisApiError,
     KisAuthError,
     KisDataChanged,
+    KisDeadlineExceeded,
     KisError,
     KisNetworkError,
     KisNotFound,
@@ -76,6 +83,8 @@ from .models import (
     OrderReceipt,
     Quote,
     lower_keys,
+    normalize_branch_no,
+    normalize_order_no,
     parse_date,
     parse_decimal,
     parse_int,
@@ -163,6 +172,7 @@ class KisClient:
         backoff_max: float = 8.0,
         token_renew_margin: dt.timedelta = dt.timedelta(minutes=10),
         token_throttle_wait: float = 61.0,
+        order_time_reserve: float = 2.0,
         max_pages: int = 50,
         use_hashkey: bool = False,
         clock: Callable[[], dt.datetime] | None = None,
@@ -197,6 +207,9 @@ class KisClient:
         self._backoff_max = backoff_max
         self._token_renew_margin = token_renew_margin
         self._token_throttle_wait = token_throttle_wait
+        # Under a deadline, an order is sent only while this much of it is left: a send must not start
+        # with too little time to read its answer (that would turn a "not sent" into an "unknown").
+        self._order_time_reserve = order_time_reserve
         self._max_pages = max_pages
         self._use_hashkey = use_hashkey
         self._clock = clock or (lambda: dt.datetime.now(dt.UTC))
@@ -325,6 +338,13 @@ class KisClient:
             # Waiting out the minute once is cheaper than failing the whole job.
             if self._token_throttle_wait <= 0:
                 raise
+            budget = deadline.current_deadline()
+            if budget is not None and budget.remaining() <= self._token_throttle_wait:
+                # A web request cannot wait out the minute (its server would kill it first): say so now.
+                logger.warning("KIS token issuance throttled (EGW00133); the caller's %gs deadline cannot "
+                               "hold the %gs wait (app=%s)", budget.seconds, self._token_throttle_wait,
+                               self._log_id)
+                raise budget.exceeded("token_limit", "token issuance throttled (EGW00133)") from None
             logger.warning("KIS token issuance throttled (EGW00133); waiting %.1fs once (app=%s)",
                            self._token_throttle_wait, self._log_id)
             self._sleep(self._token_throttle_wait)
@@ -384,14 +404,20 @@ class KisClient:
         params: Mapping[str, str] | None = None,
         payload: bytes | None = None,
         expects_rt_cd: bool = True,
+        min_time: float = 0.0,
     ) -> KisResponse:
-        """One HTTP request, one answer, classified. No retries here."""
+        """One HTTP request, one answer, classified. No retries here.
+
+        Under a deadline the request is sent only while more than ``min_time`` seconds of it are left
+        (else ``KisDeadlineExceeded``, nothing sent), with its time-outs shortened to the time left."""
         self._rate_limiter.acquire(self._limiter_key)
+        deadline.check("order_send" if min_time else "request", needed=min_time)
+        timeout = self._timeout_within_deadline()
         started = time.monotonic()
         try:
             response = self._session.request(
                 method, self.base_url + path, headers=headers, params=params, data=payload,
-                timeout=self._timeout, allow_redirects=False,
+                timeout=timeout, allow_redirects=False,
             )
         except requests.RequestException as exc:
             possibly_sent = not _request_never_left(exc)
@@ -416,6 +442,14 @@ class KisClient:
                          method, path, tr_id, result.status, result.data.get("msg_cd", ""), result.tr_cont,
                          elapsed, safe_fields(params), self._log_id)
         return result
+
+    def _timeout_within_deadline(self) -> tuple[float, float] | Timeout:
+        """The configured (connect, read) time-outs, shortened to what is left of the caller's deadline."""
+        left = deadline.remaining()
+        if left is None or left >= self._timeout[0] + self._timeout[1]:
+            return self._timeout
+        # total: the read time-out gets only what the connection left over.
+        return Timeout(connect=min(self._timeout[0], left), read=min(self._timeout[1], left), total=left)
 
     def _classify(self, response: requests.Response, *, tr_id: str | None, path: str,
                   expects_rt_cd: bool) -> KisResponse:
@@ -487,11 +521,18 @@ class KisClient:
             stop=stop_after_attempt(self._max_retries + 1),
             wait=wait_exponential(multiplier=self._backoff_base, max=self._backoff_max),
             retry=retry_if_exception(_is_transient),
-            sleep=self._sleep,
+            sleep=functools.partial(deadline.sleep_within, stage="retry", sleep=self._sleep),
             before_sleep=log_retry,
             reraise=True,
         )
-        return retrying(attempt)
+        try:
+            return retrying(attempt)
+        except KisError as exc:
+            budget = deadline.current_deadline()
+            if budget is not None and _is_transient(exc) and budget.remaining() <= DEADLINE_SLACK:
+                # The last attempt ran out of the caller's time (its time-out was cut to what was left).
+                raise budget.exceeded("retry", f"last error: {type(exc).__name__}") from exc
+            raise
 
     def _call(self, method: str, path: str, operation: str, *, params: Mapping[str, str] | None = None,
               body: Mapping[str, str] | None = None, tr_cont: str = "") -> KisResponse:
@@ -589,6 +630,16 @@ class KisClient:
 
     def _send_order(self, path: str, operation: str, body: dict[str, str],
                     summary: dict[str, Any]) -> KisResponse:
+        try:
+            return self._send_order_attempts(path, operation, body, summary)
+        except KisDeadlineExceeded as exc:
+            # Only ever raised before a request left (market.kis.deadline): this order was not sent.
+            logger.warning("KIS order not sent: the caller's %gs deadline passed at %s: %s (app=%s)",
+                           exc.seconds, exc.stage, summary, self._log_id)
+            raise exc.for_order() from None
+
+    def _send_order_attempts(self, path: str, operation: str, body: dict[str, str],
+                             summary: dict[str, Any]) -> KisResponse:
         """POST an order at most once per definitive refusal, never again after an ambiguous failure.
 
         Why: the order request has no client order id or idempotency key; the only identity is ODNO in the
@@ -602,6 +653,9 @@ class KisClient:
           connect time-out).
         * EGW00123/EGW00121 (token expired/invalid) are also gateway refusals before processing: the token
           is renewed once and the order resent once, as for every other API call.
+        * under a caller's deadline, the POST starts only while ``order_time_reserve`` seconds are left, and
+          no retry waits past it: ``KisDeadlineExceeded`` (order not sent). A POST that was sent and whose
+          shortened read times out is still KisOrderOutcomeUnknown.
         """
         tr_id = self._tr(operation)
         payload = _json_bytes(body)
@@ -616,7 +670,8 @@ class KisClient:
             sent_at = self._clock()
             summary = summary | {"sent_at": sent_at.isoformat()}
             try:
-                return self._exchange("POST", path, tr_id=tr_id, headers=headers, payload=payload)
+                return self._exchange("POST", path, tr_id=tr_id, headers=headers, payload=payload,
+                                      min_time=self._order_time_reserve)
             except KisNetworkError as exc:
                 if exc.possibly_sent:
                     raise self._outcome_unknown(f"network error after sending: {exc.detail}", exc, summary) from None
@@ -626,7 +681,7 @@ class KisClient:
                 delay = self._backoff(refusals)
                 logger.warning("KIS order not sent (connection failed before sending); retry %d/%d in %.2fs",
                                refusals, self._order_max_retries, delay)
-                self._sleep(delay)
+                deadline.sleep_within(delay, "retry", self._sleep)
             except KisRateLimited:
                 refusals += 1
                 if refusals > self._order_max_retries:
@@ -634,7 +689,7 @@ class KisClient:
                 delay = self._backoff(refusals)
                 logger.warning("KIS order refused by rate limit (EGW00201); retry %d/%d in %.2fs",
                                refusals, self._order_max_retries, delay)
-                self._sleep(delay)
+                deadline.sleep_within(delay, "retry", self._sleep)
             except KisTokenExpired:
                 if token_refreshed:
                     raise
@@ -663,8 +718,8 @@ class KisClient:
             logger.error("KIS order success without ODNO; outcome unknown: %s", summary)
             raise KisOrderOutcomeUnknown(reason="success without order number", order_summary=summary, **context)
         return OrderReceipt(
-            order_no=order_no,
-            org_no=parse_text(output.get("krx_fwdg_ord_orgno")),
+            order_no=normalize_order_no(order_no),
+            org_no=normalize_branch_no(output.get("krx_fwdg_ord_orgno")),
             order_time=parse_time(output.get("ord_tmd")),
             msg_cd=context["msg_cd"],
             msg1=context["msg1"],
@@ -881,7 +936,7 @@ class KisClient:
                 if restart == restarts:
                     raise
                 logger.warning("KIS %s: data changed between pages (SYDB0050); restarting from page 1", path)
-                self._sleep(self._backoff(restart + 1))
+                deadline.sleep_within(self._backoff(restart + 1), "retry", self._sleep)
         raise AssertionError("unreachable")
 
     def _collect_pages(self, path: str, operation: str, params: Mapping[str, str]) -> list[dict[str, Any]]:
@@ -909,6 +964,8 @@ class KisClient:
 
 # ---------------------------------------------------------------------------------------------- helpers
 _DEFAULT_TOKEN_STORE = InMemoryTokenStore()
+# A read whose last attempt ended this close to the deadline ran out of the caller's time.
+DEADLINE_SLACK = 0.05
 
 
 def _json_bytes(body: Mapping[str, Any]) -> bytes:
@@ -1036,9 +1093,9 @@ def _parse_daily_order(row: Any) -> DailyOrder | None:
         return None
     return DailyOrder(
         order_date=parse_date(fields.get("ord_dt")),
-        order_no=parse_text(fields.get("odno")),
-        original_order_no=parse_text(fields.get("orgn_odno")),
-        branch_no=parse_text(fields.get("ord_gno_brno")),
+        order_no=normalize_order_no(fields.get("odno")),
+        original_order_no=normalize_order_no(fields.get("orgn_odno")),
+        branch_no=normalize_branch_no(fields.get("ord_gno_brno")),
         side=_SIDE_CODES.get(parse_text(fields.get("sll_buy_dvsn_cd")), ""),
         code=parse_text(fields.get("pdno")),
         name=parse_text(fields.get("prdt_name")),

@@ -196,3 +196,38 @@ class KisOrderOutcomeUnknown(KisError):
     @property
     def user_message(self) -> str:
         return self.default_user_message
+
+
+class KisDeadlineExceeded(KisError):
+    """The caller's total time budget (``market.kis.deadline``) would pass before the work is done.
+
+    Raised only where nothing is in flight: before a request is sent, before a retry or backoff sleep,
+    before a wait for the rate limiter, the token lock or the one-per-minute token limit. An order is
+    therefore definitely NOT sent when this is raised (``order_not_sent``); an order that was sent and
+    whose (shortened) read timed out stays ``KisOrderOutcomeUnknown``.
+
+    ``stage`` says what the budget could not hold: "rate_limit", "token_lock", "token_limit" (the
+    one-per-minute issuance limit), "retry", "request" or "order_send"."""
+
+    code = "KIS_DEADLINE"  # what views report as the error code (no KIS msg_cd: KIS never answered this)
+    default_user_message = "증권사 응답이 늦어 요청을 중단했습니다. 잠시 후 다시 시도하세요."
+
+    def __init__(self, message: str = "", *, seconds: float, stage: str, order_not_sent: bool = False,
+                 **kwargs: Any) -> None:
+        self.seconds = seconds
+        self.stage = stage
+        self.order_not_sent = order_not_sent
+        super().__init__(message or f"deadline of {seconds:g}s exceeded at {stage}", **kwargs)
+
+    def for_order(self) -> KisDeadlineExceeded:
+        """The same error, saying the order it stopped was never sent."""
+        return KisDeadlineExceeded(self.detail, seconds=self.seconds, stage=self.stage, order_not_sent=True,
+                                   tr_id=self.tr_id, path=self.path)
+
+    @property
+    def user_message(self) -> str:
+        not_sent = " 주문은 전송되지 않았습니다." if self.order_not_sent else ""
+        if self.stage == "token_limit":
+            return (f"한국투자증권 접근토큰 발급 제한(1분에 1회) 때문에 지금은 처리할 수 없습니다.{not_sent} "
+                    "잠시 후 다시 시도하세요.")
+        return f"증권사 응답이 늦어 요청을 중단했습니다 ({self.seconds:g}초).{not_sent} 잠시 후 다시 시도하세요."

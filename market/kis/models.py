@@ -77,6 +77,24 @@ def parse_text(value: Any) -> str:
     return str(value).strip() if value is not None else ""
 
 
+ORDER_NO_WIDTH = 10  # real KIS answers ODNO as 10 zero-padded digits ("0000117057")
+BRANCH_NO_WIDTH = 5  # KRX_FWDG_ORD_ORGNO / ord_gno_brno, e.g. "91252", "00950"
+
+
+def normalize_order_no(value: Any) -> str:
+    """One spelling per order number: 모의투자 answers the order with ``"47001"`` while its daily orders
+    list ``"0000047001"`` (§4.1), so numeric numbers are zero-padded to 10 digits before they are stored
+    or compared. Blank stays blank; anything non-numeric is kept as sent (stripped)."""
+    text = parse_text(value)
+    return text.zfill(ORDER_NO_WIDTH) if text.isdigit() else text
+
+
+def normalize_branch_no(value: Any) -> str:
+    """The order branch number, zero-padded to 5 digits like :func:`normalize_order_no`."""
+    text = parse_text(value)
+    return text.zfill(BRANCH_NO_WIDTH) if text.isdigit() else text
+
+
 def lower_keys(obj: Any) -> dict[str, Any]:
     """KIS mixes key case between TRs (order-cash ``ODNO``, order-rvsecncl ``odno``, ``excg_id_dvsn_Cd``)."""
     if not isinstance(obj, dict):

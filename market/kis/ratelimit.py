@@ -3,12 +3,21 @@
 KIS counts REST calls per app key: about 20/s for real accounts and 2/s for 모의투자 accounts; beyond
 that it answers ``EGW00201``. We stay below with 19/s (one spare, as python-kis does) and 2/s.
 
-Requests are spaced evenly (GCRA with a burst of 1, from pyrate-limiter) instead of being let out in
-bursts: we count a request when it may leave, KIS counts it when it arrives, and a burst of 19 at the
-start of our window plus network jitter can land 21 requests in one of KIS's windows. Evenly spaced
-requests leave ~50 ms of slack for jitter at 19/s.
+Requests are spaced evenly (GCRA with a burst of 1, pyrate-limiter's algorithm and stores) instead of
+being let out in bursts: we count a request when it may leave, KIS counts it when it arrives, and a burst
+of 19 at the start of our window plus network jitter can land 21 requests in one of KIS's windows.
+Evenly spaced requests leave ~50 ms of slack for jitter at 19/s.
+
+No sliding window of ``window_ms`` ever holds more than ``requests_per_second`` admissions, even after a
+stall: every admission is decided on the clock as it reads at that moment. (pyrate-limiter's own
+blocking loop advances a waiting request's timestamp by the sleep it *planned*; when the thread wakes
+late — a busy CPU, a GC pause, a suspended VM — the request is admitted on a stale timestamp, which
+leaves the schedule behind the real clock, and the next 2–3 requests go out within milliseconds.) So
+the waiting loop is ours and pyrate-limiter only decides, atomically, in memory or in Redis.
 
 The state lives in memory (one process) or in Redis (every process on every machine sharing a key).
+Waits honour the caller's deadline (``market.kis.deadline``): a wait that would pass it raises
+``KisDeadlineExceeded`` at once, before anything is sent.
 """
 
 from __future__ import annotations
@@ -18,8 +27,12 @@ import time
 from collections.abc import Callable
 from typing import Any, Protocol, runtime_checkable
 
-from pyrate_limiter import GCRA, Limiter, Rate
-from pyrate_limiter.buckets.state_bucket import StateBucket
+from pyrate_limiter import GCRA, Rate
+from pyrate_limiter.abstracts.store import StateStore
+from pyrate_limiter.buckets.state_bucket import InMemoryStateStore
+from pyrate_limiter.clocks import AbstractClock
+
+from . import deadline
 
 REAL_REQUESTS_PER_SECOND = 19
 PAPER_REQUESTS_PER_SECOND = 2
@@ -27,6 +40,10 @@ PAPER_REQUESTS_PER_SECOND = 2
 # no spare request to give up, so the paper budget is 2 per 1.1 s (requests 550 ms apart) instead.
 KIS_LIMIT_PER_SECOND = {"real": 20, "paper": 2}
 BUDGET = {"real": (REAL_REQUESTS_PER_SECOND, 1000), "paper": (PAPER_REQUESTS_PER_SECOND, 1100)}
+# pyrate-limiter's clocks read whole milliseconds, so an admission can happen up to 1 ms after the
+# instant it was decided on; spacing over one extra millisecond per window keeps even a strict window
+# of ``window_ms`` (measured on the real clock) at the budget. It costs 0.1% of the throughput.
+CLOCK_RESOLUTION_MS = 1
 
 
 @runtime_checkable
@@ -39,10 +56,14 @@ class RateLimiter(Protocol):
 
 
 class SmoothRateLimiter:
-    """At most ``requests_per_second`` per key (per ``window_ms``), evenly spaced; shared through Redis
+    """At most ``requests_per_second`` per key in any ``window_ms``, evenly spaced; shared through Redis
     when ``redis`` is given.
 
     ``on_throttled`` pauses the key for ``throttle_pause`` seconds for every sender sharing the state.
+    ``acquire`` raises ``TimeoutError`` after ``max_wait`` seconds without a slot, and
+    ``KisDeadlineExceeded`` at once when the wait would pass the caller's deadline. ``clock`` (whole
+    milliseconds) and ``sleep`` can be injected; by default the store's clock (monotonic in memory, the
+    wall clock in Redis, which machines share) and ``time.sleep``.
     """
 
     def __init__(
@@ -55,6 +76,7 @@ class SmoothRateLimiter:
         throttle_pause: float = 0.5,
         max_wait: float = 60.0,
         sleep: Callable[[float], None] = time.sleep,
+        clock: AbstractClock | None = None,
     ) -> None:
         if requests_per_second < 1:
             raise ValueError("requests_per_second must be >= 1")
@@ -65,24 +87,25 @@ class SmoothRateLimiter:
         self._redis = redis
         self._prefix = key_prefix
         self._sleep = sleep
+        self._clock = clock
+        self._algorithm = GCRA()
+        self._rates = [Rate(requests_per_second, window_ms + CLOCK_RESOLUTION_MS, burst=1)]
         self._guard = threading.Lock()
-        self._limiters: dict[str, Limiter] = {}
+        self._stores: dict[str, tuple[StateStore, AbstractClock]] = {}
         self._paused_until: dict[str, float] = {}
 
-    def _limiter(self, key: str) -> Limiter:
+    def _store(self, key: str) -> tuple[StateStore, AbstractClock]:
         with self._guard:
-            limiter = self._limiters.get(key)
-            if limiter is None:
-                rate = Rate(self.requests_per_second, self.window_ms, burst=1)
+            entry = self._stores.get(key)
+            if entry is None:
                 if self._redis is not None:
                     from pyrate_limiter.buckets.redis_state import RedisStateStore
 
-                    bucket = StateBucket([rate], GCRA(), RedisStateStore(self._redis, f"{self._prefix}:{key}"))
+                    store: StateStore = RedisStateStore(self._redis, f"{self._prefix}:{key}")
                 else:
-                    bucket = StateBucket([rate], GCRA())
-                # buffer_ms=0: pyrate's default 50 ms extra per wait would cut 19/s to ~10/s.
-                limiter = self._limiters[key] = Limiter(bucket, buffer_ms=0)
-            return limiter
+                    store = InMemoryStateStore()
+                entry = self._stores[key] = (store, self._clock or store.default_clock)
+            return entry
 
     def _pause_remaining(self, key: str) -> float:
         if self._redis is not None:
@@ -92,11 +115,22 @@ class SmoothRateLimiter:
             return self._paused_until.get(key, 0.0) - time.monotonic()
 
     def acquire(self, key: str) -> None:
-        pause = self._pause_remaining(key)
-        if pause > 0:
-            self._sleep(pause)
-        if not self._limiter(key).try_acquire("kis", blocking=True, timeout=self.max_wait):
+        store, clock = self._store(key)
+        started = time.monotonic()
+        while True:
+            pause = self._pause_remaining(key)
+            if pause > 0:
+                self._wait(pause, started)
+            # A fresh reading of the clock for every decision: never a timestamp from before a sleep.
+            decision = store.check(self._algorithm, self._rates, clock.now(), 1)
+            if decision.allowed:
+                return
+            self._wait(max(decision.retry_after_ms or 1, 1) / 1000, started)
+
+    def _wait(self, seconds: float, started: float) -> None:
+        if time.monotonic() - started + seconds > self.max_wait:
             raise TimeoutError(f"rate limiter: no slot within {self.max_wait} s")
+        deadline.sleep_within(seconds, "rate_limit", self._sleep)
 
     def on_throttled(self, key: str) -> None:
         if self.throttle_pause <= 0:

@@ -7,6 +7,10 @@ and then find the fresh token in the store.
 
 Keys are opaque strings chosen by the client (a hash of base URL + app key); stores must not try to
 interpret them. Values are bearer credentials: a persistent store should encrypt them at rest.
+
+Under a caller's deadline (``market.kis.deadline``) ``lock`` waits at most the time left and then raises
+``KisDeadlineExceeded``: another process may hold the lock for a minute while it waits out KIS's
+one-per-minute issuance limit, which a web request cannot afford.
 """
 
 from __future__ import annotations
@@ -23,6 +27,8 @@ from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
 from typing import Protocol, runtime_checkable
+
+from . import deadline
 
 
 @runtime_checkable
@@ -65,8 +71,17 @@ class InMemoryTokenStore:
     def lock(self, key: str) -> Iterator[None]:
         with self._guard:
             key_lock = self._key_locks.setdefault(key, threading.Lock())
-        with key_lock:
+        budget = deadline.current_deadline()
+        if budget is None:
+            key_lock.acquire()
+        else:
+            left = budget.remaining()
+            if not (key_lock.acquire(timeout=left) if left > 0 else key_lock.acquire(blocking=False)):
+                raise budget.exceeded("token_lock")
+        try:
             yield
+        finally:
+            key_lock.release()
 
     def __repr__(self) -> str:  # never list tokens
         return f"InMemoryTokenStore(keys={len(self._tokens)})"
@@ -134,8 +149,11 @@ class FileTokenStore:
     @contextlib.contextmanager
     def lock(self, key: str) -> Iterator[None]:
         fd = os.open(self._lock_path(key), os.O_RDWR | os.O_CREAT, 0o600)
+        budget = deadline.current_deadline()
         try:
-            deadline = time.monotonic() + self._lock_timeout
+            give_up_at = time.monotonic() + self._lock_timeout
+            if budget is not None and budget.expires_at < give_up_at:
+                give_up_at = budget.expires_at
             while True:
                 try:
                     fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -144,7 +162,9 @@ class FileTokenStore:
                     if exc.errno not in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
                         raise
                     # Bounded wait: a stuck holder must not hang every worker forever.
-                    if time.monotonic() >= deadline:
+                    if time.monotonic() >= give_up_at:
+                        if budget is not None and give_up_at == budget.expires_at:
+                            raise budget.exceeded("token_lock") from None
                         raise TimeoutError(f"token lock not acquired within {self._lock_timeout}s") from None
                     time.sleep(self._poll_interval)
             try:

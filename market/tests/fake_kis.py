@@ -17,7 +17,8 @@ What it enforces, like KIS:
 Fault modes (``add_fault``) let a test make one path misbehave ``times`` times (None = forever):
 refusals (nothing is processed): ``rate_limit``, ``token_expired``, ``token_invalid``, ``data_changed``,
 ``echo_secret``, ``reject`` (a business rejection, HTTP 200 ``rt_cd`` "1": ``body`` given by the test,
-default APBK0918 "장운영시간이 아닙니다."), ``endless_same_key``, ``endless_new_key``;
+default APBK0918 "장운영시간이 아닙니다."), ``lost_request`` (the connection drops before KIS processes
+anything: to the caller it looks exactly like ``drop_connection``), ``endless_same_key``, ``endless_new_key``;
 after processing (an order IS accepted, then the answer is lost or garbled): ``drop_connection``,
 ``delay``, ``bad_gateway``, ``empty_msg_cd``, ``garbage_body``, ``missing_odno``, ``raw`` (answer
 ``status``/``body`` given by the test, for malformed-answer tests).
@@ -72,7 +73,9 @@ ROUTES: dict[str, tuple[str, frozenset[str], frozenset[str]]] = {
 }
 PAGINATED_PATHS = frozenset({BALANCE_PATH, DAILY_ORDERS_PATH})
 
-REFUSAL_FAULTS = frozenset({"rate_limit", "token_expired", "token_invalid", "data_changed", "echo_secret", "reject"})
+REFUSAL_FAULTS = frozenset(
+    {"rate_limit", "token_expired", "token_invalid", "data_changed", "echo_secret", "reject", "lost_request"}
+)
 PAGINATION_FAULTS = frozenset({"endless_same_key", "endless_new_key"})
 AFTER_PROCESSING_FAULTS = frozenset(
     {"drop_connection", "delay", "bad_gateway", "empty_msg_cd", "garbage_body", "missing_odno", "raw"}
@@ -233,6 +236,11 @@ class FakeKisServer:
         self.chart_padding = 0  # number of empty {} objects appended to chart output2
         self.auto_fill = True  # accepted orders fill at once (limit at its price, market at the quote)
         self.cash = 10_000_000
+        # The broker's clock minus ours: order times (ORD_TMD, ord_tmd) are stamped on the broker's clock.
+        self.clock_offset = dt.timedelta(0)
+        # 모의투자 answers an order with its number unpadded ("47001") while its daily orders pad it
+        # ("0000047001") (KIS_API.md §4.1); the real host pads both.
+        self.short_order_numbers = mode == "paper"
 
         self.stocks: dict[str, Stock] = {}
         for stock in (
@@ -334,6 +342,12 @@ class FakeKisServer:
                 app.current_token = None
                 app.last_issue = float("-inf")
 
+    def token_issued_elsewhere(self, app_key: str = FAKE_APP_KEY) -> None:
+        """Another client of the app key (another process, a script) issued a token just now: tokenP
+        answers EGW00133 until ``token_min_interval`` seconds have passed."""
+        with self._lock:
+            self.apps[app_key].last_issue = time.monotonic()
+
     def register_token(self, token: str, expires_at: dt.datetime, app_key: str = FAKE_APP_KEY) -> None:
         """Make the fake accept a token issued 'earlier' (for tests that pre-fill a token store)."""
         with self._lock:
@@ -360,6 +374,30 @@ class FakeKisServer:
                     day, odno, "", side, stock, 1, stock.price, "00", order_time, filled=True))
                 numbers.append(odno)
         return numbers
+
+    def broker_now(self) -> dt.datetime:
+        """The broker's clock: ours plus ``clock_offset``."""
+        return dt.datetime.now(SEOUL) + self.clock_offset
+
+    def place_external_order(self, code: str, side: str, quantity: int, *, price: int = 0,
+                             at: dt.datetime | None = None, filled: bool | None = None) -> str:
+        """An order the account's owner placed outside the auto-trader (HTS, the mobile app) at ``at``
+        (the broker's clock; default now): it shows in the daily orders like any other. A market order
+        fills at the quote when ``filled`` (default: ``auto_fill``). Returns its ODNO (padded)."""
+        with self._lock:
+            stock = self.stocks[code]
+            odno = f"{next(self._order_seq):010d}"
+            filled = self.auto_fill if filled is None else filled
+            order_type = "00" if price else "01"
+            fill_price = price or stock.price
+            moment = (at or self.broker_now()).astimezone(SEOUL)
+            row = self._order_row(moment.date() if at else self.today, odno, "", side, stock, quantity,
+                                  fill_price if filled else price, order_type, moment.strftime("%H%M%S"),
+                                  filled=filled)
+            self.order_rows.append(row)
+            if filled:
+                self._fill(side, stock, quantity, fill_price)
+        return odno
 
     # ------------------------------------------------------------------------------------ dispatch
     def _take_fault(self, method: str, path: str) -> Fault | None:
@@ -414,6 +452,8 @@ class FakeKisServer:
         return reply
 
     def _refusal(self, fault: Fault, headers: dict[str, str]) -> Reply:
+        if fault.kind == "lost_request":  # lost on the way: KIS never processed it, the caller cannot tell
+            return Reply(0, b"", action="drop")
         if fault.kind == "rate_limit":
             return _error(500, "EGW00201", "초당 거래건수를 초과하였습니다.")
         if fault.kind == "token_expired":
@@ -723,7 +763,7 @@ class FakeKisServer:
                 return _error(200, "40240000", "모의투자 잔고내역이 없습니다.")
             return _error(200, "FAKE0002", "fake: 매도가능수량을 초과했습니다.")
         odno = f"{next(self._order_seq):010d}"
-        order_time = dt.datetime.now(SEOUL).strftime("%H%M%S")
+        order_time = self.broker_now().strftime("%H%M%S")
         fill_price = price if order_type == "00" else stock.price
         row = self._order_row(self.today, odno, "", side, stock, quantity, fill_price if self.auto_fill else price,
                               order_type, order_time, filled=self.auto_fill)
@@ -738,7 +778,8 @@ class FakeKisServer:
         else:
             msg_cd, msg1 = "40600000", f"모의투자 {'매수' if side == 'buy' else '매도'}주문이 완료 되었습니다."
         org = "91252" if self.mode == "real" else "00950"
-        return self._ok({"output": {"KRX_FWDG_ORD_ORGNO": org, "ODNO": odno, "ORD_TMD": order_time}},
+        answered_odno = odno.lstrip("0") if self.short_order_numbers else odno
+        return self._ok({"output": {"KRX_FWDG_ORD_ORGNO": org, "ODNO": answered_odno, "ORD_TMD": order_time}},
                         msg_cd=msg_cd, msg1=msg1)
 
     def _revise_cancel(self, body: dict[str, str]) -> Reply:
@@ -759,7 +800,7 @@ class FakeKisServer:
         stock = self.stocks[original["pdno"]]
         side = "buy" if original["sll_buy_dvsn_cd"] == "02" else "sell"
         odno = f"{next(self._order_seq):010d}"
-        order_time = dt.datetime.now(SEOUL).strftime("%H%M%S")
+        order_time = self.broker_now().strftime("%H%M%S")
         original["rmn_qty"] = str(remaining - quantity)
         if action == "02":
             row = self._order_row(self.today, odno, original["odno"], side, stock, quantity,

@@ -703,7 +703,12 @@ def test_kis_rate_limit_answers_are_backed_off_and_retried(fake_kis: FakeKisServ
 
 def test_smooth_limiter_spaces_requests_per_key_and_pauses_on_throttle() -> None:
     slept: list[float] = []
-    limiter = SmoothRateLimiter(10, throttle_pause=0.3, sleep=slept.append)
+
+    def recording_sleep(seconds: float) -> None:
+        slept.append(seconds)
+        time.sleep(seconds)
+
+    limiter = SmoothRateLimiter(10, throttle_pause=0.3, sleep=recording_sleep)
     started = time.monotonic()
     for _ in range(6):
         limiter.acquire("app")
