@@ -18,15 +18,20 @@ from accounts.selectors import broker_accounts_for, default_broker_account
 from . import selectors
 from .brokers import broker_for
 from .gateway import BrokerError, user_message_for
-from .kis import KisError
-from .models import Instrument, Outlier, WeeklyAnalysis
+from .kis import KisDeadlineExceeded, KisError
+from .models import BarSource, Instrument, Outlier, WeeklyAnalysis
 from .services import test_broker_connection
 
 
 class ConnectionTestView(APIView):
     """Issue (or reuse) a token and read the balance of one of your broker accounts."""
 
-    @extend_schema(request=None, responses={200: OpenApiResponse(description="cash, holdings or the broker error")})
+    @extend_schema(request=None, responses={
+        200: OpenApiResponse(description="cash and holdings"),
+        502: OpenApiResponse(description="the broker refused or failed: `ok` false, the message in `error`"),
+        504: OpenApiResponse(description="the broker did not answer within BROKER_WEB_DEADLINE_SECONDS: `ok` "
+                                         "false, the Korean message in `error` and `detail`"),
+    })
     def post(self, request, pk: int):
         account = broker_accounts_for(request.user).filter(owner=request.user, pk=pk).first()
         if account is None:
@@ -37,7 +42,11 @@ class ConnectionTestView(APIView):
             {**holding, "average_price": str(holding["average_price"]), "profit_rate": str(holding["profit_rate"])}
             for holding in body["holdings"]
         ]
-        return Response(body, status=200 if result.ok else 502)
+        if result.ok:
+            return Response(body)
+        if result.error_code == KisDeadlineExceeded.code:
+            return Response({**body, "detail": result.error}, status=504)
+        return Response(body, status=502)
 
 
 # ------------------------------------------------------------------------------------------------ market data
@@ -49,6 +58,10 @@ MAX_ANALYSIS_WEEKS = 520
 MAX_QUERY_LENGTH = 50
 _JSON_SEPARATORS = (",", ":")
 PRICE_POINT = '{"date":"%s","close":%d}'
+SOURCE_HELP = (
+    "where the prices come from: demo = the demo market's synthetic prices (not real), csv = imported from a "
+    "CSV file, kis = from KIS. A code's series is never a mix of demo and real bars."
+)
 
 
 class BadRequest(APIException):
@@ -109,12 +122,15 @@ class PricePointSerializer(serializers.Serializer):
 
 class PricesSerializer(serializers.Serializer):
     prices = PricePointSerializer(many=True)
+    source = serializers.ChoiceField(choices=BarSource.choices, help_text=SOURCE_HELP)
 
 
 class InstrumentSerializer(serializers.ModelSerializer):
+    source = serializers.ChoiceField(choices=BarSource.choices, read_only=True, help_text=SOURCE_HELP)
+
     class Meta:
         model = Instrument
-        fields = ["code", "name", "name_en", "market", "sector", "is_listed", "is_etf"]
+        fields = ["code", "name", "name_en", "market", "sector", "is_listed", "is_etf", "source"]
 
 
 class InstrumentDetailSerializer(InstrumentSerializer):
@@ -122,9 +138,13 @@ class InstrumentDetailSerializer(InstrumentSerializer):
     first_date = serializers.DateField(allow_null=True, help_text="first stored bar")
     last_date = serializers.DateField(allow_null=True, help_text="last stored bar")
     last_close = serializers.IntegerField(allow_null=True, help_text="close of the last stored bar, KRW")
+    bar_sources = serializers.DictField(
+        child=serializers.IntegerField(), help_text='stored daily bars by source, e.g. {"demo": 2924}'
+    )
 
     class Meta(InstrumentSerializer.Meta):
-        fields = [*InstrumentSerializer.Meta.fields, "bar_count", "first_date", "last_date", "last_close"]
+        fields = [*InstrumentSerializer.Meta.fields, "bar_count", "first_date", "last_date", "last_close",
+                  "bar_sources"]
 
 
 class BarSerializer(serializers.Serializer):
@@ -137,10 +157,12 @@ class BarSerializer(serializers.Serializer):
     close = serializers.IntegerField(required=False)
     volume = serializers.IntegerField(required=False)
     traded_value = serializers.IntegerField(required=False, allow_null=True)
+    source = serializers.ChoiceField(choices=BarSource.choices, required=False, help_text="this bar's source")
 
 
 class BarsSerializer(serializers.Serializer):
     code = serializers.CharField()
+    source = serializers.ChoiceField(choices=BarSource.choices, help_text=SOURCE_HELP)
     fields = serializers.ListField(
         child=serializers.CharField(), help_text="the fields present in each bar besides date"
     )
@@ -212,10 +234,11 @@ NOT_FOUND = OpenApiResponse(MarketErrorSerializer, description="unknown instrume
 
 
 class PricesView(APIView):
-    """`GET /prices/{symbol}`: the stored daily closes of one instrument, oldest first.
+    """`GET /prices/{symbol}`: the stored daily closes of one instrument, oldest first, and where they
+    come from (`source`: demo = synthetic demo prices, csv / kis = real).
 
-    Built for speed: one indexed query (`values_list`, dates as text from SQL) and the JSON written
-    directly, no serializer per row."""
+    Built for speed: two indexed queries (the instrument, then its bars as `values_list` with the
+    dates as text from SQL) and the JSON written directly, no serializer per row."""
 
     @extend_schema(
         operation_id="prices",
@@ -225,12 +248,13 @@ class PricesView(APIView):
     )
     def get(self, request, symbol: str):
         start, end = _date_range(request.query_params)
-        rows = selectors.close_points(symbol, start, end)
-        if not rows and selectors.instrument_by_code(symbol) is None:
+        found = selectors.price_points(symbol, start, end)
+        if found is None:
             raise NotFound(_("Unknown symbol: %(symbol)s") % {"symbol": symbol[:12]})
-        # The JSON is written directly: the dates are ISO text from the database (digits and dashes)
-        # and the closes integers, so nothing needs escaping; 2-3x faster than json.dumps of dicts.
-        body = '{"prices":[' + ",".join([PRICE_POINT % row for row in rows]) + "]}"
+        source, rows = found
+        # The JSON is written directly: the dates are ISO text from the database (digits and dashes),
+        # the closes integers, so nothing needs escaping; 2-3x faster than json.dumps of dicts.
+        body = '{"prices":[' + ",".join([PRICE_POINT % row for row in rows]) + '],"source":' + json.dumps(source) + "}"
         return HttpResponse(body, content_type="application/json")
 
 
@@ -273,7 +297,8 @@ class InstrumentDetailView(APIView):
         instrument = _instrument_or_404(code)
         stats = instrument.bars.aggregate(bar_count=Count("id"), first_date=Min("date"), last_date=Max("date"))
         last = instrument.bars.order_by("-date").values_list("close", flat=True).first()
-        for name, value in {**stats, "last_close": last}.items():
+        sources = selectors.bar_sources(instrument.code)
+        for name, value in {**stats, "last_close": last, "bar_sources": sources}.items():
             setattr(instrument, name, value)
         return Response(InstrumentDetailSerializer(instrument).data)
 
@@ -302,11 +327,11 @@ class InstrumentBarsView(APIView):
                 _("Unknown field(s): %(fields)s. Choose from %(allowed)s.")
                 % {"fields": str(error)[:100], "allowed": ", ".join(selectors.BAR_FIELDS)}
             ) from None
-        _instrument_or_404(code)
+        instrument = _instrument_or_404(code)
         bars = selectors.bars_for(code, start, end, fields)
         for bar in bars:
             bar["date"] = bar["date"].isoformat()
-        return _json({"code": code, "fields": list(fields), "bars": bars})
+        return _json({"code": code, "source": instrument.source, "fields": list(fields), "bars": bars})
 
 
 class InstrumentQuoteView(APIView):
@@ -319,7 +344,9 @@ class InstrumentQuoteView(APIView):
             200: QuoteSerializer,
             404: NOT_FOUND,
             409: OpenApiResponse(MarketErrorSerializer, description="you have no broker account yet"),
-            502: OpenApiResponse(BrokerErrorSerializer, description="the broker refused or did not answer"),
+            502: OpenApiResponse(BrokerErrorSerializer, description="the broker refused or failed"),
+            504: OpenApiResponse(BrokerErrorSerializer, description="the broker did not answer within "
+                                                                    "BROKER_WEB_DEADLINE_SECONDS (code KIS_DEADLINE)"),
         },
     )
     def get(self, request, code: str):
@@ -329,6 +356,8 @@ class InstrumentQuoteView(APIView):
             raise NoBrokerAccount(_("Add a broker account to see quotes."))
         try:
             quote = broker_for(account).get_quote(code)
+        except KisDeadlineExceeded as error:
+            return Response({"detail": error.user_message, "code": error.code}, status=504)
         except (BrokerError, KisError) as error:
             error_code = getattr(error, "msg_cd", "") or getattr(error, "code", "") or ""
             return Response({"detail": user_message_for(error), "code": error_code}, status=502)

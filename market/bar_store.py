@@ -11,6 +11,11 @@
   <something changed>`` (the sqlite3 module loops in C).
 * Other databases: ``bulk_create(update_conflicts=True)``.
 
+Every bar written carries its ``source`` (``BarSource``: demo, csv, kis), one source per call. A code's
+series is never a mix of demo and real bars: ``upsert_bars`` refuses real bars for an instrument whose
+source is demo and demo bars for one whose source is real (``MixedSourceError``); the import service
+first replaces a code's demo bars (``import_service``), the demo market skips codes with real bars.
+
 Idempotent: a row already stored with the same values is left as it is (a re-run inserts 0).
 The inserted count is exact: the stored rows of the batch's instruments and date range are counted
 before (and, when there were any, after) each batch. Each batch is one transaction (a savepoint
@@ -29,22 +34,24 @@ from typing import Any
 
 from django.db import DEFAULT_DB_ALIAS, connections, transaction
 
-from market.models import DailyBar, Instrument, MarketName
+from market.models import BarSource, DailyBar, Instrument, MarketName
 
 __all__ = [
     "DEFAULT_BATCH_SIZE",
     "BarValues",
     "InstrumentSync",
+    "MixedSourceError",
     "UnknownInstrumentError",
     "UpsertResult",
+    "check_source",
     "ensure_instruments",
     "upsert_bars",
 ]
 
 DEFAULT_BATCH_SIZE = 20_000
-# (instrument_id, date, open, high, low, close, volume, traded_value)
+# (instrument_id, date, open, high, low, close, volume, traded_value); the source is one per call.
 BarValues = tuple[int, date, int, int, int, int, int, int | None]
-COLUMNS = ("instrument_id", "date", "open", "high", "low", "close", "volume", "traded_value")
+COLUMNS = ("instrument_id", "date", "open", "high", "low", "close", "volume", "traded_value", "source")
 UPDATED_COLUMNS = COLUMNS[2:]
 
 
@@ -53,6 +60,28 @@ class UnknownInstrumentError(ValueError):
         self.codes = sorted(set(codes))
         shown = ", ".join(self.codes[:10]) + (" …" if len(self.codes) > 10 else "")
         super().__init__(f"no instrument with code {shown}; create them first (ensure_instruments)")
+
+
+class MixedSourceError(ValueError):
+    """Bars of one source for instruments whose series is of the other kind (demo vs real)."""
+
+    def __init__(self, codes: Iterable[str], source: str) -> None:
+        self.codes = sorted(set(codes))
+        self.source = source
+        shown = ", ".join(self.codes[:10]) + (" …" if len(self.codes) > 10 else "")
+        if source == BarSource.DEMO:
+            message = f"{shown}: 실제 일봉이 있는 종목에는 데모(합성) 일봉을 넣지 않습니다"
+        else:
+            message = (f"{shown}: 데모(합성) 일봉이 저장된 종목에 실제 일봉을 섞지 않습니다; 먼저 데모 일봉을 "
+                       "지워야 합니다 (manage.py import_prices는 데모 일봉을 지우고 실제 일봉으로 바꿉니다)")
+        super().__init__(message)
+
+
+def check_source(source: str) -> str:
+    """The source as a plain string (``"demo"``, ``"csv"``, ``"kis"``); ValueError for anything else."""
+    if source not in BarSource.values:
+        raise ValueError(f"unknown bar source {source!r}; one of {', '.join(BarSource.values)}")
+    return str(BarSource(source).value)
 
 
 @dataclass(frozen=True)
@@ -95,7 +124,8 @@ def _record_values(item: Any) -> tuple[str, dict[str, Any]]:
 
 
 def ensure_instruments(
-    items: Iterable[str | Mapping[str, Any] | Any], *, update: bool = True, using: str = DEFAULT_DB_ALIAS,
+    items: Iterable[str | Mapping[str, Any] | Any], *, source: str, update: bool = True,
+    using: str = DEFAULT_DB_ALIAS,
 ) -> InstrumentSync:
     """Make sure an Instrument exists for every code; return their ids.
 
@@ -103,8 +133,10 @@ def ensure_instruments(
     KOSPI, until a master file names it) or records (mappings or objects with ``code`` and any of
     name, name_en, market, sector, is_etf, is_listed — e.g. ``importers.MasterRecord``). With
     ``update`` the given fields of existing instruments are brought up to date; a bare code never
-    changes an existing instrument.
+    changes an existing instrument. ``source`` (``BarSource``) is given to the instruments created;
+    an existing instrument's source changes only with its bars (see ``import_service``).
     """
+    source = check_source(source)
     wanted: dict[str, dict[str, Any]] = {}
     for item in items:
         code, values = _record_values(item)
@@ -126,7 +158,7 @@ def ensure_instruments(
             if code in existing:
                 continue
             values = {"name": code, "market": MarketName.KOSPI, **wanted[code]}
-            new.append(Instrument(code=code, **values))
+            new.append(Instrument(code=code, source=source, **values))
         Instrument.objects.using(using).bulk_create(new, batch_size=1_000, ignore_conflicts=True)
         sync.created = [instrument.code for instrument in new]
         changed: list[Instrument] = []
@@ -198,15 +230,17 @@ def _count(cursor, table: str, batch: list[BarValues]) -> int:
     return int(cursor.fetchone()[0])
 
 
-def _mysql_sql(connection, table: str, batch: list[BarValues]) -> str:
+def _mysql_sql(connection, table: str, batch: list[BarValues], source: str) -> str:
     quote = connection.ops.quote_name
     if connection.mysql_is_mariadb or connection.mysql_version < (8, 0, 19):
         alias, updates = "", ", ".join(f"{quote(c)} = VALUES({quote(c)})" for c in UPDATED_COLUMNS)
     else:
         alias, updates = " AS new", ", ".join(f"{quote(c)} = new.{quote(c)}" for c in UPDATED_COLUMNS)
-    # Every value is an int or a date (see _as_values): the text holds digits, dashes and NULL only.
+    # Every value is an int or a date (see _as_values) and the source one of BarSource's values
+    # (check_source): the text holds digits, dashes, NULL and that word only.
+    tail = f",'{check_source(source)}')"
     rows = ",".join(
-        f"({i},'{d.isoformat()}',{o},{h},{lo},{c},{v},{'NULL' if tv is None else tv})"
+        f"({i},'{d.isoformat()}',{o},{h},{lo},{c},{v},{'NULL' if tv is None else tv}{tail}"
         for i, d, o, h, lo, c, v, tv in batch
     )
     columns = ", ".join(quote(c) for c in COLUMNS)
@@ -225,7 +259,7 @@ def _sqlite_sql(connection, table: str) -> str:
     )
 
 
-def _write_batch(connection, batch: list[BarValues], method: str) -> int:
+def _write_batch(connection, batch: list[BarValues], method: str, source: str) -> int:
     """Write one batch; the number of newly inserted rows."""
     table = connection.ops.quote_name(DailyBar._meta.db_table)
     if method == "orm":
@@ -234,7 +268,7 @@ def _write_batch(connection, batch: list[BarValues], method: str) -> int:
             date__lte=max(r[1] for r in batch)).count()
         target = ["instrument", "date"] if connection.features.supports_update_conflicts_with_target else None
         DailyBar.objects.using(connection.alias).bulk_create(
-            [DailyBar(**dict(zip(COLUMNS, row, strict=True))) for row in batch], batch_size=len(batch),
+            [DailyBar(**dict(zip(COLUMNS, (*row, source), strict=True))) for row in batch], batch_size=len(batch),
             update_conflicts=True, unique_fields=target, update_fields=list(UPDATED_COLUMNS),
         )
         if before == 0:
@@ -247,7 +281,7 @@ def _write_batch(connection, batch: list[BarValues], method: str) -> int:
         cursor = wrapper.cursor  # the backend's cursor: no DEBUG query log of megabyte statements
         before = _count(cursor, table, batch)
         if method == "mysql":
-            cursor.execute(_mysql_sql(connection, table, batch))
+            cursor.execute(_mysql_sql(connection, table, batch, source))
         elif method == "mysql-executemany":
             quote = connection.ops.quote_name
             columns = ", ".join(quote(c) for c in COLUMNS)
@@ -255,10 +289,12 @@ def _write_batch(connection, batch: list[BarValues], method: str) -> int:
             cursor.executemany(
                 f"INSERT INTO {table} ({columns}) VALUES ({', '.join(['%s'] * len(COLUMNS))}) "
                 f"ON DUPLICATE KEY UPDATE {updates}",
-                batch,
+                [(*r, source) for r in batch],
             )
         else:
-            cursor.executemany(_sqlite_sql(connection, table), [(r[0], r[1].isoformat(), *r[2:]) for r in batch])
+            cursor.executemany(
+                _sqlite_sql(connection, table), [(r[0], r[1].isoformat(), *r[2:], source) for r in batch]
+            )
         if before == 0:
             return len(batch)  # the keys of a batch are distinct
         return _count(cursor, table, batch) - before
@@ -272,8 +308,20 @@ def _method_for(connection) -> str:
     return "orm"
 
 
+def _check_instrument_sources(batch: list[BarValues], source: str, using: str) -> None:
+    """Refuse a batch that would mix demo and real bars in one instrument's series (one small query)."""
+    instruments = Instrument.objects.using(using).filter(pk__in={row[0] for row in batch})
+    if source == BarSource.DEMO:
+        conflicting = instruments.exclude(source=BarSource.DEMO)
+    else:
+        conflicting = instruments.filter(source=BarSource.DEMO)
+    codes = list(conflicting.values_list("code", flat=True))
+    if codes:
+        raise MixedSourceError(codes, source)
+
+
 def upsert_bars(
-    rows: Iterable[Any], *, batch_size: int = DEFAULT_BATCH_SIZE, using: str = DEFAULT_DB_ALIAS,
+    rows: Iterable[Any], *, source: str, batch_size: int = DEFAULT_BATCH_SIZE, using: str = DEFAULT_DB_ALIAS,
     on_batch: Callable[[UpsertResult], object] | None = None, method: str | None = None,
 ) -> UpsertResult:
     """Insert or update daily bars in batches; return how many were inserted and how many existed.
@@ -281,10 +329,14 @@ def upsert_bars(
     ``rows`` are ``importers.BarRow``-like objects (``code``, ``date``, ``open``, ``high``, ``low``,
     ``close``, ``volume``, ``traded_value``; their instruments must exist, see ``ensure_instruments``)
     or ``BarValues`` tuples ``(instrument_id, date, open, high, low, close, volume, traded_value)``.
+    ``source`` (``BarSource``) is stored on every bar written (a stored bar that is written again
+    takes it too). Raises ``MixedSourceError`` (before writing the batch) for real bars of an
+    instrument whose source is demo, or demo bars of one whose source is real.
     Values are not validated here (the importers do that); prices must be ints. ``on_batch`` is
     called with each batch's result (for progress bars). ``method`` forces a write path
     (``mysql``, ``mysql-executemany``, ``sqlite``, ``orm``) for benchmarks.
     """
+    source = check_source(source)
     if batch_size < 1:
         raise ValueError("batch_size must be at least 1")
     connection = connections[using]
@@ -293,8 +345,9 @@ def upsert_bars(
     total = UpsertResult()
     for chunk in _chunks(rows, batch_size):
         batch = _as_values(chunk, ids, using)
+        _check_instrument_sources(batch, source, using)
         with transaction.atomic(using=using):
-            inserted = _write_batch(connection, batch, method)
+            inserted = _write_batch(connection, batch, method, source)
         result = UpsertResult(inserted, len(chunk) - inserted)
         total += result
         if on_batch:

@@ -1,7 +1,10 @@
 """Storing the synthetic demo market (market.demo) in the database: instruments and daily bars.
 
-Used by `manage.py demo_data` and the run command's setup. Idempotent: re-running adds only what is
-missing, and every run simulates from the same epoch, so every run agrees on every date's bar."""
+Used by `manage.py demo_data`, the run command's setup and the after-close refresh. Idempotent:
+re-running adds only what is missing, and every run simulates from the same epoch, so every run agrees
+on every date's bar. Every bar and instrument it writes is marked ``BarSource.DEMO``; a code that has
+real bars (imported from a CSV file or KIS) is skipped, so a real bar is never overwritten by, nor mixed
+with, a synthetic one."""
 
 from __future__ import annotations
 
@@ -14,7 +17,7 @@ from django.db import transaction
 
 from market.demo import DEFAULT_SEED, DEMO_EPOCH, generate_bars, generate_universe
 from market.krx import SEOUL, is_trading_day, previous_trading_day, session_open_close, trading_days
-from market.models import DailyBar, Instrument
+from market.models import BarSource, DailyBar, Instrument
 
 BATCH_SIZE = 5_000
 
@@ -26,6 +29,15 @@ class DemoMarketSummary:
     total_bars: int
     first: date
     last: date
+    skipped_real: tuple[str, ...] = ()  # codes of the demo universe that have real bars: not written
+
+    @property
+    def skipped_note(self) -> str:
+        if not self.skipped_real:
+            return ""
+        shown = ", ".join(self.skipped_real[:20]) + (" …" if len(self.skipped_real) > 20 else "")
+        return (f"실제 일봉이 있는 종목 {len(self.skipped_real)}개는 데모 일봉을 만들지 않았습니다 "
+                f"(real prices are never mixed with demo bars): {shown}")
 
 
 def last_complete_session(end: date, now: datetime) -> date:
@@ -85,7 +97,7 @@ def store_demo_market(
 
     codes = [sym["code"] for sym in universe]
     with transaction.atomic():
-        existing_codes = set(Instrument.objects.filter(code__in=codes).values_list("code", flat=True))
+        existing = dict(Instrument.objects.filter(code__in=codes).values_list("code", "source"))
         Instrument.objects.bulk_create(
             [
                 Instrument(
@@ -94,14 +106,26 @@ def store_demo_market(
                     name_en=sym["name_en"],
                     market=sym["market"],
                     sector=sym["sector"],
+                    source=BarSource.DEMO,
                 )
                 for sym in universe
-                if sym["code"] not in existing_codes
+                if sym["code"] not in existing
             ],
             ignore_conflicts=True,
         )
-    ids = dict(Instrument.objects.filter(code__in=codes).values_list("code", "id"))
-    new_instruments = len(ids) - len(existing_codes)
+        all_ids = dict(Instrument.objects.filter(code__in=codes).values_list("code", "id"))
+        # A code with any real bar keeps its real series: no demo bar is written next to or over it.
+        with_real_bars = set(
+            DailyBar.objects.filter(instrument_id__in=all_ids.values()).exclude(source=BarSource.DEMO)
+            .order_by().values_list("instrument_id", flat=True).distinct()
+        )
+        skipped = tuple(sorted(code for code, pk in all_ids.items() if pk in with_real_bars))
+        ids = {code: pk for code, pk in all_ids.items() if pk not in with_real_bars}
+        # An instrument created by a real writer (a master file, an import) that has no bars yet
+        # becomes a demo instrument with the demo bars it gets now.
+        Instrument.objects.filter(pk__in=list(ids.values())).exclude(source=BarSource.DEMO).update(
+            source=BarSource.DEMO)
+    new_instruments = len(all_ids) - len(existing)
 
     in_range = DailyBar.objects.filter(instrument_id__in=ids.values(), date__gte=first, date__lte=last)
     stored = set(in_range.values_list("instrument_id", "date"))
@@ -109,6 +133,8 @@ def store_demo_market(
     rows: list[DailyBar] = []
     start = np.datetime64(first, "D")
     for code, arr in bars.items():
+        if code not in ids:
+            continue  # real bars
         instrument_id = ids[code]
         for day, open_, high, low, close, volume, value in arr[arr["date"] >= start].tolist():
             if (instrument_id, day) not in stored:
@@ -122,6 +148,7 @@ def store_demo_market(
                         close=close,
                         volume=volume,
                         traded_value=value,
+                        source=BarSource.DEMO,
                     )
                 )
 
@@ -135,5 +162,4 @@ def store_demo_market(
             on_batch(len(batch))
 
     total = in_range.count()
-    total = in_range.count()
-    return DemoMarketSummary(new_instruments, total - before, total, first, last)
+    return DemoMarketSummary(new_instruments, total - before, total, first, last, skipped)

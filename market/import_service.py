@@ -8,6 +8,12 @@ Rules shared by every import:
   nothing is ever half-written;
 * writes go through ``bar_store.upsert_bars``: re-running an import is safe and fast, and inserts
   nothing the second time (a run interrupted half-way is resumed by running it again);
+* every bar records its source (``BarSource``): ``csv`` for a CSV file, ``kis`` for KIS, ``demo`` for a
+  file exported by ``export_demo_csv`` (its rows say ``source=demo``);
+* a code's series is never a mix of demo and real bars: real bars for a code that has demo bars
+  replace them entirely, in the same transaction as the write (the result says so per code), and
+  the code's weekly analysis rows are deleted with them and recomputed from the real bars after the
+  import; demo bars for a code that has real bars are refused (the file is not written);
 * progress is reported through callbacks (``on_total``, ``on_source``/``on_batch``) for tqdm bars.
 """
 
@@ -23,9 +29,17 @@ from pathlib import Path
 import numpy as np
 from django.contrib.auth import get_user_model
 from django.db import transaction
+from django.db.models import Count
 
 from accounts.models import BrokerAccount, BrokerMode
-from market.bar_store import DEFAULT_BATCH_SIZE, BarValues, UpsertResult, ensure_instruments, upsert_bars
+from market.bar_store import (
+    DEFAULT_BATCH_SIZE,
+    BarValues,
+    MixedSourceError,
+    UpsertResult,
+    ensure_instruments,
+    upsert_bars,
+)
 from market.importers import (
     BarRow,
     RowError,
@@ -35,7 +49,7 @@ from market.importers import (
     validate_bar,
     write_bars_csv,
 )
-from market.models import DailyBar, Instrument, MarketName
+from market.models import BarSource, DailyBar, Instrument, MarketName, WeeklyAnalysis
 
 __all__ = [
     "BENCHMARK_SECTOR",
@@ -51,6 +65,7 @@ __all__ = [
     "import_from_kis",
     "import_instruments_from_master",
     "non_benchmark_data",
+    "replace_demo_bars",
     "run_bulk_load_benchmark",
 ]
 
@@ -71,10 +86,18 @@ class SourceResult:
     errors: list[RowError] = field(default_factory=list)
     written: bool = False
     note: str = ""
+    bar_source: str = ""  # BarSource of the bars written: csv, kis or demo
+    demo_replaced: dict[str, int] = field(default_factory=dict)  # code -> demo bars removed for real ones
 
     @property
     def ok(self) -> bool:
         return not self.errors
+
+    @property
+    def replacement_notes(self) -> list[str]:
+        """One line per code whose demo bars these real bars replaced."""
+        return [f"{code}: 데모 일봉 {count:,}개를 지우고 실제 일봉으로 바꿨습니다"
+                for code, count in self.demo_replaced.items()]
 
 
 @dataclass
@@ -82,6 +105,21 @@ class ImportReport:
     sources: list[SourceResult] = field(default_factory=list)
     new_instruments: list[str] = field(default_factory=list)
     seconds: float = 0.0
+    # Weekly analysis of the codes switched from demo to real bars: week -> codes whose rows were
+    # deleted with the demo bars (filled while writing), then code -> weeks recomputed.
+    stale_analysis: dict[date, set[str]] = field(default_factory=dict)
+    analysis_recomputed: dict[str, int] = field(default_factory=dict)
+    analysis_seconds: float = 0.0  # not in ``seconds``: the first analysis of a process loads pandas
+
+    @property
+    def demo_replaced(self) -> dict[str, int]:
+        """code -> demo bars removed because real bars replaced them."""
+        return {code: count for s in self.sources for code, count in s.demo_replaced.items()}
+
+    @property
+    def analysis_notes(self) -> list[str]:
+        return [f"{code}: 주간 분석 {weeks}주를 실제 일봉으로 다시 계산했습니다"
+                for code, weeks in sorted(self.analysis_recomputed.items())]
 
     @property
     def inserted(self) -> int:
@@ -113,19 +151,89 @@ class ImportReport:
             f"{self.updated:,} already stored (updated or unchanged); {len(self.new_instruments)} new instruments; "
             f"{self.seconds:.1f} s{rate}"
         )
+        replaced = self.demo_replaced
+        if replaced:
+            text += (f"\n데모(합성) 일봉을 실제 일봉으로 바꾼 종목 {len(replaced):,}개: 데모 일봉 "
+                     f"{sum(replaced.values()):,}개 삭제")
         if self.rejected:
             text += (f"\n{len(self.rejected)} NOT imported because of {len(self.errors):,} malformed rows: "
                      + ", ".join(s.source for s in self.rejected))
         return text
 
 
-def _write(result: SourceResult, rows: Sequence[BarRow], report: ImportReport) -> None:
-    """Store the good rows of one source in one transaction."""
-    with transaction.atomic():
-        sync = ensure_instruments(sorted({row.code for row in rows}), update=False)
-        stored = upsert_bars(rows) if rows else UpsertResult()
+@dataclass
+class SeriesSwitch:
+    """What ``replace_demo_bars`` removed: demo bars per code and the weeks of their weekly analysis."""
+
+    demo_bars: dict[str, int] = field(default_factory=dict)
+    analysis_weeks: dict[str, list[date]] = field(default_factory=dict)
+
+
+def replace_demo_bars(instrument_ids: Sequence[int], source: str) -> SeriesSwitch:
+    """Make these instruments' series ready for bars of ``source``; call it inside the write's transaction.
+
+    Real bars (csv, kis): instruments whose source is demo lose all their demo bars and their weekly
+    analysis rows (with the outliers), which were computed from the demo bars; every instrument takes
+    ``source``. Demo bars: refused (``MixedSourceError``) when any of the instruments has a real bar;
+    instruments without bars become demo."""
+    switch = SeriesSwitch()
+    instruments = Instrument.objects.filter(pk__in=list(instrument_ids))
+    if source == BarSource.DEMO:
+        real = (DailyBar.objects.filter(instrument_id__in=list(instrument_ids)).exclude(source=BarSource.DEMO)
+                .order_by().values_list("instrument__code", flat=True).distinct())
+        codes = list(real)
+        if codes:
+            raise MixedSourceError(codes, source)
+        instruments.exclude(source=BarSource.DEMO).update(source=BarSource.DEMO)
+        return switch
+    demo = dict(instruments.filter(source=BarSource.DEMO).values_list("pk", "code"))
+    if demo:
+        bars = DailyBar.objects.filter(instrument_id__in=list(demo), source=BarSource.DEMO)
+        counts = dict(bars.order_by().values_list("instrument_id").annotate(count=Count("id")))
+        switch.demo_bars = {code: counts[pk] for pk, code in sorted(demo.items(), key=lambda item: item[1])
+                            if counts.get(pk)}
+        analyses = WeeklyAnalysis.objects.filter(instrument_id__in=list(demo))
+        for pk, week in analyses.order_by("week_start").values_list("instrument_id", "week_start"):
+            switch.analysis_weeks.setdefault(demo[pk], []).append(week)
+        bars.delete()  # one DELETE: nothing refers to a bar
+        analyses.delete()  # and their outliers
+    instruments.exclude(source=source).update(source=source)
+    return switch
+
+
+def _write(result: SourceResult, rows: Sequence[BarRow], report: ImportReport, source: str) -> None:
+    """Store the good rows of one source in one transaction (demo bars of its codes replaced, see
+    ``replace_demo_bars``). A refusal (demo bars for a real code) is reported and writes nothing."""
+    try:
+        with transaction.atomic():
+            codes = sorted({row.code for row in rows})
+            sync = ensure_instruments(codes, source=source, update=False)
+            switch = replace_demo_bars([sync.ids[code] for code in codes], source)
+            stored = upsert_bars(rows, source=source) if rows else UpsertResult()
+    except MixedSourceError as error:
+        result.errors.append(RowError(result.source, None, str(error)))
+        return
     report.new_instruments.extend(sync.created)
     result.inserted, result.updated, result.written = stored.inserted, stored.updated, True
+    result.bar_source, result.demo_replaced = source, switch.demo_bars
+    for code, weeks in switch.analysis_weeks.items():
+        for week in weeks:
+            report.stale_analysis.setdefault(week, set()).add(code)
+
+
+def _recompute_analysis(report: ImportReport) -> None:
+    """The weekly analysis rows removed with demo bars, computed again from the real bars (one
+    ``analyze_week`` per week for all its codes); a week without real bars of a code stays empty."""
+    if not report.stale_analysis:
+        return
+    from market.analysis_service import analyze_week
+
+    started = time.perf_counter()
+    for week, codes in sorted(report.stale_analysis.items()):
+        analyze_week(week, codes=sorted(codes))
+        for code in codes:
+            report.analysis_recomputed[code] = report.analysis_recomputed.get(code, 0) + 1
+    report.analysis_seconds = time.perf_counter() - started
 
 
 # ---------------------------------------------------------------------------------------------
@@ -166,11 +274,14 @@ def import_csv(
         if not errors:
             if not rows:
                 result.note = "no rows"
-            _write(result, rows, report)
+            # read_bars_csv lets a file hold one kind only: demo (export_demo_csv) or real bars
+            demo = any(row.source == BarSource.DEMO for row in rows)
+            _write(result, rows, report, BarSource.DEMO if demo else BarSource.CSV)
         report.sources.append(result)
         if on_source:
             on_source(result)
     report.seconds = time.perf_counter() - started
+    _recompute_analysis(report)
     return report
 
 
@@ -230,13 +341,14 @@ def import_from_kis(
             result = SourceResult(source, rows=len(rows), errors=errors)
             if not errors:
                 if rows:
-                    _write(result, rows, report)
+                    _write(result, rows, report, BarSource.KIS)
                 else:
                     result.note = f"KIS returned no bars between {start.isoformat()} and {end.isoformat()}"
         report.sources.append(result)
         if on_source:
             on_source(result)
     report.seconds = time.perf_counter() - started
+    _recompute_analysis(report)
     return report
 
 
@@ -286,7 +398,7 @@ def import_instruments_from_master(path: str | os.PathLike[str], market: str | N
         keep.append({"code": record.code, "name": record.name[:100] or record.code, "market": record.market,
                      "is_etf": record.is_etf, "is_listed": True})
         report.market = record.market
-    sync = ensure_instruments(keep, update=True)
+    sync = ensure_instruments(keep, source=BarSource.KIS, update=True)  # the master file comes from KIS
     report.created, report.updated, report.unchanged = len(sync.created), len(sync.updated), sync.unchanged
     return report
 
@@ -326,7 +438,7 @@ def export_demo_csv(
         final, partial = target / f"{code}.csv", target / f".{code}.csv.partial"
         try:
             with partial.open("w", encoding="utf-8", newline="") as handle:
-                rows += write_bars_csv(handle, selected)
+                rows += write_bars_csv(handle, selected, source=BarSource.DEMO.value)  # imported as demo bars
             os.replace(partial, final)
         finally:
             partial.unlink(missing_ok=True)
@@ -441,7 +553,7 @@ def run_bulk_load_benchmark(
     end = BENCHMARK_FIRST_DAY.replace(year=BENCHMARK_FIRST_DAY.year + years)
     days = trading_days(BENCHMARK_FIRST_DAY, end - timedelta(days=1))
     universe = _benchmark_universe(symbols)
-    sync = ensure_instruments(universe, update=False)
+    sync = ensure_instruments(universe, source=BarSource.DEMO, update=False)  # synthetic (market.demo) bars
     ids = sync.ids
     if on_total:
         on_total(symbols * len(days))
@@ -459,12 +571,13 @@ def run_bulk_load_benchmark(
             ]
             generate += time.perf_counter() - started
             started = time.perf_counter()
-            stored += upsert_bars(rows, batch_size=batch_size, method=method, on_batch=on_batch)
+            stored += upsert_bars(rows, source=BarSource.DEMO, batch_size=batch_size, method=method,
+                                  on_batch=on_batch)
             load += time.perf_counter() - started
             if not first_chunk:
                 first_chunk = rows
         started = time.perf_counter()
-        rerun = upsert_bars(first_chunk, batch_size=batch_size, method=method)
+        rerun = upsert_bars(first_chunk, source=BarSource.DEMO, batch_size=batch_size, method=method)
         rerun_seconds = time.perf_counter() - started
     except BaseException:
         if not keep:

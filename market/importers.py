@@ -1,9 +1,10 @@
 """Reading market data files, in plain Python (no Django).
 
 * ``read_bars_csv``: daily bars from a CSV file (``date,open,high,low,close,volume`` plus optional
-  ``code`` and ``traded_value``), every row validated; returns the good rows and one ``RowError``
-  (file name, 1-based line number, message) per malformed row.
-* ``write_bars_csv``: the same format back out (used to export the demo market).
+  ``code``, ``traded_value`` and ``source``), every row validated; returns the good rows and one
+  ``RowError`` (file name, 1-based line number, message) per malformed row.
+* ``write_bars_csv``: the same format back out (used to export the demo market, whose files say
+  ``source=demo`` on every row so that importing them keeps them marked as synthetic).
 * ``read_master``: the KIS stock master files ``kospi_code.mst`` / ``kosdaq_code.mst`` (CP949,
   fixed-width tail counted from the end of the line, fact sheet §7).
 
@@ -41,7 +42,11 @@ __all__ = [
 ]
 
 BAR_COLUMNS = ("date", "open", "high", "low", "close", "volume")
-OPTIONAL_COLUMNS = ("code", "traded_value")
+OPTIONAL_COLUMNS = ("code", "traded_value", "source")
+# The ``source`` column: "demo" marks the demo market's synthetic bars (export_demo_csv writes it);
+# empty or "csv" is a real bar. A file holds one kind only.
+DEMO_SOURCE = "demo"
+REAL_SOURCE_VALUES = frozenset({"", "csv"})
 # Header aliases (lower-cased, spaces/underscores ignored): Korean exports and common English names.
 COLUMN_ALIASES = {
     "date": "date", "day": "date", "날짜": "date", "일자": "date",
@@ -52,6 +57,7 @@ COLUMN_ALIASES = {
     "volume": "volume", "vol": "volume", "거래량": "volume",
     "code": "code", "symbol": "code", "ticker": "code", "종목코드": "code", "단축코드": "code",
     "tradedvalue": "traded_value", "value": "traded_value", "amount": "traded_value", "거래대금": "traded_value",
+    "source": "source", "출처": "source",
 }
 
 # A KRX short code: 6 characters, a digit then digits and capital letters (e.g. 005930, 0039P0).
@@ -68,7 +74,8 @@ _GROUPED_RE = re.compile(r"^[+-]?\d{1,3}(?:,\d{3})+(?:\.0*)?$")
 
 @dataclass(frozen=True, slots=True)
 class BarRow:
-    """One validated daily bar of one symbol. Prices in integer KRW."""
+    """One validated daily bar of one symbol. Prices in integer KRW. ``source`` is ``"demo"`` for a
+    synthetic demo bar read from a file that says so, else None (a real bar)."""
 
     code: str
     date: date
@@ -78,6 +85,7 @@ class BarRow:
     close: int
     volume: int
     traded_value: int | None = None
+    source: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -172,8 +180,9 @@ def read_bars_csv(
     """Read and validate a daily-bar CSV file (a path, or an open text file plus ``name``).
 
     The header is required; columns are ``date,open,high,low,close,volume`` in any order, plus the
-    optional ``code`` and ``traded_value`` (Korean headers such as 날짜/시가/종가 are understood; other
-    columns are ignored). Without a ``code`` column the code comes from ``default_code`` or the file
+    optional ``code``, ``traded_value`` and ``source`` (``demo`` for the demo market's synthetic bars,
+    empty or ``csv`` for real ones; one kind per file) (Korean headers such as 날짜/시가/종가 are
+    understood; other columns are ignored). Without a ``code`` column the code comes from ``default_code`` or the file
     name (``005930.csv``). Rows with an error are left out of ``rows`` and reported in ``errors``
     with the file name and the 1-based line number; a problem with the whole file (no header, a
     missing column, no code) is one error on line 1 and no rows.
@@ -229,6 +238,8 @@ def _read_bars(handle: IO[str], label: str, file_code: str | None) -> CsvBars:
         return CsvBars([], [RowError(label, header_line, "no code column and the file name does not start with a "
                                                          "6-character code (name files like 005930.csv)")])
     value_index = columns.get("traded_value")
+    source_index = columns.get("source")
+    first_source: tuple[str | None, int] | None = None  # (source, line) of the first row
     width = max(columns.values()) + 1
     indices = [columns[column] for column in BAR_COLUMNS]
 
@@ -275,6 +286,20 @@ def _read_bars(handle: IO[str], label: str, file_code: str | None) -> CsvBars:
                 traded_value = parse_whole_number(record[value_index], "traded_value")
             except ValueError as error:
                 problems.append(str(error))
+        source: str | None = None
+        if source_index is not None and source_index < len(record):
+            text = record[source_index].strip().lower()
+            if text == DEMO_SOURCE:
+                source = DEMO_SOURCE
+            if text != DEMO_SOURCE and text not in REAL_SOURCE_VALUES:
+                problems.append(f"source {record[source_index].strip()!r} must be demo (synthetic) or csv/empty (real)")
+            elif first_source is None:
+                first_source = (source, start)
+            elif first_source[0] != source:
+                problems.append(
+                    f"source {'demo' if source else 'real'} differs from line {first_source[1]} "
+                    f"({'demo' if first_source[0] else 'real'}); a file holds either demo or real bars"
+                )
         if not problems:
             open_, high, low, close, volume = numbers
             problems = validate_bar(open_, high, low, close, volume, traded_value)
@@ -286,17 +311,21 @@ def _read_bars(handle: IO[str], label: str, file_code: str | None) -> CsvBars:
             errors.append(RowError(label, start, "; ".join(problems)))
             continue
         assert code is not None and day is not None
-        rows.append(BarRow(code, day, open_, high, low, close, volume, traded_value))
+        rows.append(BarRow(code, day, open_, high, low, close, volume, traded_value, source))
     return CsvBars(rows, errors)
 
 
-def write_bars_csv(handle: IO[str], rows: Iterable[BarRow | tuple], *, with_code: bool = False) -> int:
-    """Write bars as CSV with the header ``[code,]date,open,high,low,close,volume,traded_value``.
+def write_bars_csv(
+    handle: IO[str], rows: Iterable[BarRow | tuple], *, with_code: bool = False, source: str | None = None,
+) -> int:
+    """Write bars as CSV with the header ``[code,]date,open,high,low,close,volume,traded_value[,source]``.
 
     Each row is a ``BarRow`` or a tuple in the column order (starting with the code when
-    ``with_code``). Returns the number of rows written."""
+    ``with_code``). With ``source`` (``"demo"`` for the demo market) every row carries it in a
+    ``source`` column. Returns the number of rows written."""
     writer = csv.writer(handle, lineterminator="\n")
-    writer.writerow((("code",) if with_code else ()) + BAR_COLUMNS + ("traded_value",))
+    tail: tuple[str, ...] = () if source is None else (source,)
+    writer.writerow((("code",) if with_code else ()) + BAR_COLUMNS + ("traded_value",) + (("source",) if tail else ()))
     count = 0
     for row in rows:
         if isinstance(row, BarRow):
@@ -306,7 +335,7 @@ def write_bars_csv(handle: IO[str], rows: Iterable[BarRow | tuple], *, with_code
             code, rest = (tuple(row[:1]), tuple(row[1:])) if with_code else ((), tuple(row))
             day, numbers = rest[0], rest[1:]
         text_day = day.isoformat() if isinstance(day, date) else str(day)
-        writer.writerow(code + (text_day,) + tuple("" if value is None else int(value) for value in numbers))
+        writer.writerow(code + (text_day,) + tuple("" if value is None else int(value) for value in numbers) + tail)
         count += 1
     return count
 

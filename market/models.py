@@ -13,8 +13,26 @@ class MarketName(models.TextChoices):
     KONEX = "KONEX", "KONEX"
 
 
+class BarSource(models.TextChoices):
+    """Where daily bars come from. Only DEMO is synthetic (market.demo); CSV and KIS are real prices.
+
+    A code's stored series is never a mix of demo and real bars: importing real bars for a code
+    replaces its demo bars (market.import_service), and the demo market never writes a code that
+    has real bars (market.demo_market)."""
+
+    DEMO = "demo", _("demo (synthetic prices)")
+    CSV = "csv", _("CSV import")
+    KIS = "kis", _("KIS")
+
+
+REAL_BAR_SOURCES = (BarSource.CSV, BarSource.KIS)
+
+
 class Instrument(models.Model):
-    """A listed KRX security, identified by its 6-digit short code (e.g. 005930 삼성전자)."""
+    """A listed KRX security, identified by its 6-digit short code (e.g. 005930 삼성전자).
+
+    ``source`` is where its daily bars come from (demo = the synthetic demo market; csv / kis = the
+    last real import); an instrument without bars keeps the source of the writer that created it."""
 
     code = models.CharField(_("code"), max_length=6, unique=True)
     name = models.CharField(_("name"), max_length=100)
@@ -23,6 +41,7 @@ class Instrument(models.Model):
     sector = models.CharField(_("sector"), max_length=100, blank=True, default="")
     is_listed = models.BooleanField(_("listed"), default=True)
     is_etf = models.BooleanField(_("ETF/ETN"), default=False)
+    source = models.CharField(_("data source"), max_length=4, choices=BarSource.choices, default=BarSource.CSV)
 
     class Meta:
         verbose_name = _("instrument")
@@ -33,9 +52,14 @@ class Instrument(models.Model):
     def __str__(self) -> str:
         return f"{self.code} {self.name}"
 
+    @property
+    def is_demo(self) -> bool:
+        """Its prices are the demo market's synthetic bars, not real ones."""
+        return self.source == BarSource.DEMO
+
 
 class DailyBar(models.Model):
-    """One trading day of one instrument. Prices in integer KRW."""
+    """One trading day of one instrument. Prices in integer KRW; ``source`` says where the bar came from."""
 
     instrument = models.ForeignKey(Instrument, on_delete=models.CASCADE, related_name="bars")
     date = models.DateField(_("date"))
@@ -45,6 +69,10 @@ class DailyBar(models.Model):
     close = models.BigIntegerField(_("close"))
     volume = models.BigIntegerField(_("volume"), default=0)
     traded_value = models.BigIntegerField(_("traded value"), null=True, blank=True)
+    # Every writer sets it (demo market, CSV and KIS imports, the refreshes). No index of its own:
+    # every read of it is per instrument, which the (instrument, date) unique index serves, and a
+    # further index would slow the bulk load.
+    source = models.CharField(_("source"), max_length=4, choices=BarSource.choices, default=BarSource.CSV)
 
     class Meta:
         verbose_name = _("daily bar")

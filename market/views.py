@@ -24,7 +24,12 @@ QUOTE_POLL_SECONDS = 30
 
 
 def _search_context(request) -> dict:
-    query = request.GET.get("q", "").strip()[:MAX_QUERY_LENGTH]
+    """The results for ?q=; a query longer than the API's cap is refused with the API's message
+    (`error`), not cut and searched."""
+    query = request.GET.get("q", "").strip()
+    if len(query) > MAX_QUERY_LENGTH:
+        error = _("The search text is too long (at most %(count)d characters).") % {"count": MAX_QUERY_LENGTH}
+        return {"query": "", "error": error, "results": [], "total": 0, "limit": SEARCH_LIMIT}
     ids = selectors.search_instrument_ids(query) if query else []
     return {
         "query": query,
@@ -38,7 +43,8 @@ def _search_context(request) -> dict:
 @require_safe
 def index(request):
     """종목 검색: the search box; with ?q= (no JavaScript, or back from a detail page) the results too."""
-    return render(request, "market/index.html", _search_context(request))
+    context = _search_context(request)
+    return render(request, "market/index.html", context, status=400 if context.get("error") else 200)
 
 
 @login_required
@@ -46,6 +52,8 @@ def index(request):
 def search(request):
     """HTMX: the live search results for ?q=, keeping the page URL (?q=) in step for the back button."""
     context = _search_context(request)
+    if context.get("error"):  # the input's maxlength keeps the browser below the cap
+        return render(request, "market/partials/search_results.html", context, status=400)
     response = render(request, "market/partials/search_results.html", context)
     if request.htmx:
         url = reverse("market:index")

@@ -34,7 +34,7 @@ from accounts.models import BrokerAccount, BrokerMode
 from market.gateway import BrokerError, user_message_for
 from market.kis.errors import KisError
 from market.krx import SEOUL, previous_trading_day, session_open_close
-from market.models import DailyBar
+from market.models import BarSource, DailyBar, Instrument
 
 logger = logging.getLogger(__name__)
 
@@ -137,6 +137,9 @@ def refresh_day_bars(account: BrokerAccount, codes: list[str], trading_date: dt.
         .values_list("instrument__code", flat=True)
     )
     missing = [code for code in codes if code not in stored_today]
+    # Demo instruments' series are synthetic: a real bar from KIS is never mixed into them.
+    demo = set(Instrument.objects.filter(code__in=missing, source=BarSource.DEMO).values_list("code", flat=True))
+    missing = [code for code in missing if code not in demo]
     if not missing:
         return DayRefresh("stored")
     if account.mode == BrokerMode.PAPER and trading_date < _today():
@@ -174,7 +177,7 @@ def refresh_day_bars(account: BrokerAccount, codes: list[str], trading_date: dt.
                                        bar.traded_value))
     if finished:
         try:
-            result.stored = upsert_bars(finished).inserted
+            result.stored = upsert_bars(finished, source=BarSource.KIS).inserted
         except Exception as error:  # a storage failure must not stop the check
             logger.warning("storing refreshed bars failed: %s", error)
             result.errors["store"] = str(error)

@@ -6,9 +6,10 @@ holidays) added by hand. Release 4.13.2 misses two 2026 closures, so we use a
 subclass that adds them, registered under its own name so the stock XKRX stays
 untouched. Remove an entry once a release carries it.
 
-Known remaining gap: the one-hour late open on CSAT days is missing from 2021
-on in 4.13.2 (e.g. 2024-11-14, 2025-11-13 show 09:00-15:30 instead of
-10:00-16:30). The late open on the first trading day of each year is right.
+The one-hour late open (and close) on CSAT days is missing from 2021 on in
+4.13.2 (2024-11-14, 2025-11-13 showed 09:00-15:30 instead of 10:00-16:30); the
+subclass adds those days (EXTRA_CSAT_DAYS) with the library's own CSAT offset.
+The late open on the first trading day of each year is right.
 
 Building the calendar takes seconds (the guide measured 6 s), so it is built
 once per process.
@@ -37,16 +38,28 @@ SETTLEMENT_LAG_TRADING_DAYS = 2
 # 2026-06-03 local elections (upstream #574, merged after the release);
 # 2026-07-17 Constitution Day, a holiday again from 2026 (upstream #583, open).
 EXTRA_CLOSURES: tuple[str, ...] = ("2026-06-03", "2026-07-17")
+# CSAT (수능) days from 2021, when KRX opens and closes an hour late (10:00-16:30); 4.13.2 lists them only
+# to 2020 (upstream #574 adds them after the release). Add each year's day when KRX announces it.
+EXTRA_CSAT_DAYS: tuple[str, ...] = (
+    "2021-11-18", "2022-11-17", "2023-11-16", "2024-11-14", "2025-11-13", "2026-11-19",
+)
 
 
 class PatchedXKRXExchangeCalendar(XKRXExchangeCalendar):
-    """XKRX plus the closures listed in EXTRA_CLOSURES."""
+    """XKRX plus the closures listed in EXTRA_CLOSURES and the CSAT late opens in EXTRA_CSAT_DAYS."""
 
     name = CALENDAR_NAME
 
     @property
     def adhoc_holidays(self) -> list[pd.Timestamp]:
         return list(super().adhoc_holidays) + [pd.Timestamp(d) for d in EXTRA_CLOSURES]
+
+    @property
+    def special_offsets_adhoc(self):
+        known = super().special_offsets_adhoc
+        hour = pd.Timedelta(1, unit="h")
+        extra = pd.DatetimeIndex([d for d in EXTRA_CSAT_DAYS if not any(pd.Timestamp(d) in days for *_, days in known)])
+        return list(known) + ([(hour, hour, hour, hour, extra)] if len(extra) else [])
 
 
 @lru_cache(maxsize=1)

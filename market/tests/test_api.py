@@ -39,7 +39,7 @@ def test_prices_shape(api, samsung):
     assert response.status_code == 200
     assert response["Content-Type"] == "application/json"
     body = response.json()
-    assert list(body) == ["prices"]
+    assert list(body) == ["prices", "source"] and body["source"] == "csv"  # the documented shape plus the source
     assert body["prices"][0] == {"date": "2026-03-02", "close": 71_000}
     assert body["prices"][-1] == {"date": "2026-03-11", "close": 71_900}
     assert [p["date"] for p in body["prices"]] == [d.isoformat() for d in DAYS]
@@ -52,7 +52,7 @@ def test_prices_start_and_end(api, samsung):
     assert api.get("/prices/005930", {"start": "2026-03-11"}).json()["prices"] == [
         {"date": "2026-03-11", "close": 71_900}
     ]
-    assert api.get("/prices/005930", {"start": "2027-01-01"}).json() == {"prices": []}
+    assert api.get("/prices/005930", {"start": "2027-01-01"}).json() == {"prices": [], "source": "csv"}
 
 
 def test_prices_unknown_symbol_is_404(api, samsung):
@@ -63,7 +63,7 @@ def test_prices_unknown_symbol_is_404(api, samsung):
 
 def test_known_symbol_without_bars_is_an_empty_list(api):
     InstrumentFactory(code="123450")
-    assert api.get("/prices/123450").json() == {"prices": []}
+    assert api.get("/prices/123450").json() == {"prices": [], "source": "csv"}
 
 
 @pytest.mark.parametrize(
@@ -90,8 +90,8 @@ def test_prices_with_a_jwt(samsung, user, password):
     assert len(response.json()["prices"]) == 10
 
 
-def test_prices_is_one_query(api, samsung, django_assert_max_num_queries):
-    with django_assert_max_num_queries(1):  # force_authenticate: only the bars query
+def test_prices_is_two_small_queries(api, samsung, django_assert_max_num_queries):
+    with django_assert_max_num_queries(2):  # force_authenticate: the instrument (its source), then its bars
         api.get("/prices/005930")
 
 
@@ -101,7 +101,7 @@ def test_instrument_list_is_paginated_by_code(api, samsung):
     body = api.get("/api/instruments/").json()
     assert body["count"] == 2
     assert [row["code"] for row in body["results"]] == ["000660", "005930"]
-    assert set(body["results"][1]) == {"code", "name", "name_en", "market", "sector", "is_listed", "is_etf"}
+    assert set(body["results"][1]) == {"code", "name", "name_en", "market", "sector", "is_listed", "is_etf", "source"}
 
 
 def test_instrument_search_with_initial_consonants(api, samsung):
@@ -164,6 +164,24 @@ def test_bars_bad_parameters(api, samsung):
     assert "price" in response.json()["detail"]
     assert api.get("/api/instruments/005930/bars/", {"start": "2026-03-05", "end": "2026-03-01"}).status_code == 400
     assert api.get("/api/instruments/999999/bars/").status_code == 404
+
+
+# ------------------------------------------------------------------------------------------------ source
+def test_the_api_says_where_the_prices_come_from(api, samsung):
+    demo = InstrumentFactory(code="000660", name="SK하이닉스", source="demo")
+    DailyBarFactory(instrument=demo, date=DAYS[0], close=200_000, source="demo")
+
+    listing = api.get("/api/instruments/").json()["results"]
+    assert {row["code"]: row["source"] for row in listing} == {"000660": "demo", "005930": "csv"}
+    assert [row["source"] for row in api.get("/api/instruments/", {"q": "SK"}).json()["results"]] == ["demo"]
+    detail = api.get("/api/instruments/000660/").json()
+    assert (detail["source"], detail["bar_sources"]) == ("demo", {"demo": 1})
+    assert api.get("/api/instruments/005930/").json()["bar_sources"] == {"csv": 10}
+    bars = api.get("/api/instruments/000660/bars/", {"fields": "close,source"}).json()
+    assert bars == {"code": "000660", "source": "demo", "fields": ["close", "source"],
+                    "bars": [{"date": "2026-03-02", "close": 200_000, "source": "demo"}]}
+    assert api.get("/api/instruments/005930/bars/").json()["source"] == "csv"
+    assert api.get("/prices/000660").json() == {"prices": [{"date": "2026-03-02", "close": 200_000}], "source": "demo"}
 
 
 # ------------------------------------------------------------------------------------------------ quote
@@ -281,4 +299,9 @@ def test_schema_documents_the_market_endpoints(api):
     assert "weeks" in {p["name"] for p in paths["/api/instruments/{code}/analysis/"]["get"]["parameters"]}
     components = schema["components"]["schemas"]
     assert "prices" in components["Prices"]["properties"]
+    for component in ("Prices", "Instrument", "InstrumentDetail", "Bars", "Bar"):
+        assert "source" in components[component]["properties"], component
+    assert "bar_sources" in components["InstrumentDetail"]["properties"]
+    assert {"prices", "source"} <= set(components["Prices"]["required"])
+    assert [c["enum"] for c in components.values() if set(c.get("enum", ())) == {"demo", "csv", "kis"}]
     assert "outliers" in components["WeeklyAnalysis"]["properties"]

@@ -14,6 +14,7 @@ from market.demo_market import last_complete_session
 from market.krx import SEOUL, price_limits, trading_days
 from market.management.commands import demo_data
 from market.models import DailyBar, Instrument
+from market.tests.factories import DailyBarFactory, InstrumentFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -88,6 +89,30 @@ def test_an_existing_instrument_is_left_alone():
     new_instruments, *_ = run(symbols=2, years=1, end="2026-11-20")
     assert new_instruments == 1
     assert Instrument.objects.get(code="005930").name == "삼성전자(실)"
+
+
+def test_every_demo_bar_and_instrument_is_marked_demo():
+    run(symbols=3, years=1, end="2026-11-20")
+    assert set(DailyBar.objects.values_list("source", flat=True)) == {"demo"}
+    assert set(Instrument.objects.values_list("source", flat=True)) == {"demo"}
+    assert all(instrument.is_demo for instrument in Instrument.objects.all())
+
+
+def test_a_code_with_real_bars_is_skipped_and_a_bare_instrument_becomes_demo():
+    samsung = InstrumentFactory(code="005930", name="삼성전자")  # imported: one real bar
+    DailyBarFactory(instrument=samsung, date=date(2026, 11, 20), close=71_000, source="csv")
+    InstrumentFactory(code="000660", name="SK하이닉스", source="kis")  # from the KIS master file, no bars yet
+    out = io.StringIO()
+    call_command("demo_data", symbols=3, years=1, end="2026-11-20", stdout=out)
+
+    assert "실제 일봉이 있는 종목 1개는 데모 일봉을 만들지 않았습니다" in out.getvalue() and "005930" in out.getvalue()
+    assert list(samsung.bars.values_list("date", "close", "source")) == [(date(2026, 11, 20), 71_000, "csv")]
+    samsung.refresh_from_db()
+    assert samsung.source == "csv"
+    days = len(trading_days(date(2025, 11, 20), date(2026, 11, 20)))
+    for code in ("000660", "035420"):
+        instrument = Instrument.objects.get(code=code)
+        assert instrument.source == "demo" and instrument.bars.filter(source="demo").count() == days
 
 
 def test_today_counts_only_after_the_close(monkeypatch):

@@ -1,19 +1,22 @@
 """market.import_service and its commands: CSV folders (good files in, a bad file reported and not written,
-re-runs add nothing), KIS daily charts through the fake KIS host, master files, the demo CSV export and the
-bulk-load benchmark."""
+re-runs add nothing), KIS daily charts through the fake KIS host, master files, the demo CSV export, the
+switch from demo to real bars (CSV and KIS) and the bulk-load benchmark."""
 
 from __future__ import annotations
 
 import io
 import json
-from datetime import date
+from datetime import date, datetime
 
 import pytest
 from django.core.management import CommandError, call_command
+from rest_framework.test import APIClient
 
 from accounts.models import BrokerMode
 from accounts.tests.factories import BrokerAccountFactory
+from market.analysis_service import analyze_week
 from market.demo import DEMO_EPOCH, generate_bars, generate_universe
+from market.demo_market import store_demo_market
 from market.import_service import (
     SourceResult,
     benchmark_instruments,
@@ -23,8 +26,9 @@ from market.import_service import (
     run_bulk_load_benchmark,
 )
 from market.importers import read_bars_csv
+from market.krx import SEOUL
 from market.krx import trading_days as krx_trading_days
-from market.models import DailyBar, Instrument
+from market.models import DailyBar, Instrument, Outlier, WeeklyAnalysis
 from market.tests.factories import InstrumentFactory
 from market.tests.fake_kis import (
     DAILY_CHART_PATH,
@@ -254,6 +258,130 @@ def test_import_prices_command_from_kis(fake_from_env):
         run("import_prices", "--kis", "005930", "--start", "03/11/2025")
 
 
+# --------------------------------------------------------------------------------------- demo -> real
+
+DEMO_END = date(2026, 11, 20)  # a Friday
+ANALYSED_WEEKS = ("2026-W46", "2026-W47")
+
+
+@pytest.fixture
+def demo_market():
+    """The demo market as ./scripts/run leaves it (3 symbols, a year up to DEMO_END) with two weeks analysed."""
+    store_demo_market(symbols=3, years=1, end=DEMO_END, now=datetime(2026, 11, 20, 18, 0, tzinfo=SEOUL))
+    for week in ANALYSED_WEEKS:
+        analyze_week(week)
+    assert set(DailyBar.objects.values_list("source", flat=True)) == {"demo"}
+    assert set(Instrument.objects.values_list("source", flat=True)) == {"demo"}
+    return DailyBar.objects.filter(instrument__code="005930").count()
+
+
+def write_real_csv(path, start: date, end: date) -> list[tuple]:
+    """Real-looking bars of 005930 on the KRX trading days in [start, end] (none equals a demo bar)."""
+    expected, lines = [], [HEADER]
+    for i, day in enumerate(krx_trading_days(start, end)):
+        close = 55_000 + 100 * (i % 37)
+        open_, high, low, volume = close - 100, close + 300, close - 400, 9_000_000 + i
+        expected.append((day, open_, high, low, close, volume, None))
+        lines.append(f"{day.isoformat()},{open_},{high},{low},{close},{volume}\n")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("".join(lines), encoding="utf-8")
+    return expected
+
+
+def week_closes(bars: list[tuple]) -> list[int]:
+    """The close of the last bar of each analysed week (Friday 13 and 20 November 2026)."""
+    by_day = {row[0]: row[4] for row in bars}
+    return [by_day[max(day for day in by_day if day <= friday)] for friday in (date(2026, 11, 13), DEMO_END)]
+
+
+def other_codes_state() -> tuple:
+    return (
+        {code: stored(code) for code in ("000660", "035420")},
+        sorted(WeeklyAnalysis.objects.exclude(instrument__code="005930").values_list("id", "close", "z_score")),
+    )
+
+
+def test_real_csv_replaces_every_demo_bar_of_its_code(tmp_path, demo_market, user):
+    others = other_codes_state()
+    # Real bars from half a year before the demo history to its end: they overlap the demo dates and go beyond.
+    expected = write_real_csv(tmp_path / "005930.csv", date(2025, 6, 2), DEMO_END)
+
+    out, _ = run("import_prices", "--csv", str(tmp_path / "005930.csv"))
+
+    assert f"005930: 데모 일봉 {demo_market:,}개를 지우고 실제 일봉으로 바꿨습니다" in out
+    assert f"005930.csv: {len(expected):,} rows, {len(expected):,} new, 0 already stored" in out
+    assert "005930: 주간 분석 2주를 실제 일봉으로 다시 계산했습니다" in out
+    assert stored("005930") == expected  # the CSV's series, not one demo bar left
+    assert set(DailyBar.objects.filter(instrument__code="005930").values_list("source", flat=True)) == {"csv"}
+    assert Instrument.objects.get(code="005930").source == "csv"
+    api = APIClient()
+    api.force_authenticate(user)
+    assert api.get("/prices/005930").json() == {
+        "prices": [{"date": day.isoformat(), "close": close} for day, _o, _h, _l, close, _v, _t in expected],
+        "source": "csv",
+    }
+    # the weekly analysis of 005930 is that of the real bars; the other codes keep their demo bars and rows
+    analyses = WeeklyAnalysis.objects.filter(instrument__code="005930").order_by("week_start")
+    assert [row.iso_week for row in analyses] == list(ANALYSED_WEEKS)
+    assert [row.close for row in analyses] == week_closes(expected)
+    assert not Outlier.objects.filter(analysis__instrument__code="005930").exclude(analysis__in=analyses).exists()
+    assert other_codes_state() == others
+
+    again = import_csv(tmp_path / "005930.csv")  # a re-run: nothing left to replace
+    assert (again.inserted, again.updated, again.demo_replaced) == (0, len(expected), {})
+
+
+def test_kis_import_replaces_every_demo_bar_of_its_code(fake_real, user, demo_market):
+    others = other_codes_state()
+    start = date(2026, 8, 3)
+    report = import_from_kis(kis_account(user, BrokerMode.REAL), ["005930"], start, DEMO_END)
+
+    assert report.ok, report.errors
+    expected = expected_bars(fake_real, "005930", start, DEMO_END)
+    assert report.demo_replaced == {"005930": demo_market}
+    assert report.sources[0].replacement_notes == [f"005930: 데모 일봉 {demo_market:,}개를 지우고 실제 일봉으로 바꿨습니다"]
+    assert (report.inserted, report.updated) == (len(expected), 0)
+    assert stored("005930") == expected
+    assert set(DailyBar.objects.filter(instrument__code="005930").values_list("source", flat=True)) == {"kis"}
+    assert Instrument.objects.get(code="005930").source == "kis"
+    analyses = WeeklyAnalysis.objects.filter(instrument__code="005930").order_by("week_start")
+    assert [row.close for row in analyses] == week_closes(expected)
+    assert report.analysis_recomputed == {"005930": 2}
+    assert other_codes_state() == others
+
+
+def test_demo_csv_stays_demo_and_never_goes_over_real_bars(tmp_path):
+    run("export_demo_csv", str(tmp_path / "demo"), "--symbols", "2", "--years", "1", "--end", "2026-11-20")
+    report = import_csv(tmp_path / "demo")
+    assert report.ok and report.demo_replaced == {}
+    assert set(DailyBar.objects.values_list("source", flat=True)) == {"demo"}
+    assert set(Instrument.objects.values_list("source", flat=True)) == {"demo"}
+
+    demo_bars = len(stored("005930"))
+    expected = write_real_csv(tmp_path / "real" / "005930.csv", date(2026, 1, 5), DEMO_END)
+    assert import_csv(tmp_path / "real").demo_replaced == {"005930": demo_bars}
+
+    refused = import_csv(tmp_path / "demo")  # the demo files again: 005930 now has real bars
+    assert [source.source for source in refused.rejected] == ["005930.csv"]
+    assert "005930: 실제 일봉이 있는 종목에는 데모(합성) 일봉을 넣지 않습니다" in str(refused.errors[0])
+    assert stored("005930") == expected
+    assert Instrument.objects.get(code="005930").source == "csv"
+
+
+def test_demo_bars_of_one_code_are_replaced_by_a_multi_code_file(tmp_path, demo_market):
+    (tmp_path / "all.csv").write_text(
+        "code,date,open,high,low,close,volume\n"
+        "000660,2026-11-19,200000,201000,199000,200500,10\n005930,2026-11-20,70000,70100,69900,70000,5\n"
+    )
+    report = import_csv(tmp_path / "all.csv")
+    assert report.ok
+    assert sorted(report.demo_replaced) == ["000660", "005930"]
+    assert sorted(DailyBar.objects.exclude(source="demo").values_list("instrument__code", "date")) == [
+        ("000660", date(2026, 11, 19)), ("005930", date(2026, 11, 20))]
+    assert DailyBar.objects.filter(instrument__code__in=["000660", "005930"]).count() == 2
+    assert DailyBar.objects.filter(instrument__code="035420", source="demo").count() == demo_market
+
+
 # --------------------------------------------------------------------------------------- master files
 
 
@@ -343,6 +471,8 @@ def test_export_demo_csv_then_import_it(tmp_path):
 
     out, _ = run("import_prices", "--csv", str(tmp_path / "demo"))
     assert f"3 of 3 sources imported: {3 * len(rows):,} rows, {3 * len(rows):,} new" in out
+    assert f"005930.csv: {len(rows):,} rows, {len(rows):,} new, 0 already stored (데모 데이터: 합성 시세로 저장)" in out
+    assert set(DailyBar.objects.values_list("source", flat=True)) == {"demo"}  # still marked as synthetic
     # the same bars as the demo market stores (demo_data)
     expected = generate_bars(generate_universe(3), krx_trading_days(DEMO_EPOCH, date(2026, 11, 20)))["005930"]
     assert stored("005930") == expected[-len(rows):].tolist()

@@ -212,6 +212,26 @@ def test_write_and_read_back(tmp_path):
     assert buffer.getvalue() == "code,date,open,high,low,close,volume,traded_value\n000660,2024-01-02,1,2,1,2,3,4\n"
 
 
+def test_a_source_column_marks_demo_bars_and_a_file_holds_one_kind(tmp_path):
+    buffer = io.StringIO()
+    write_bars_csv(buffer, [(date(2024, 1, 2), 1, 2, 1, 2, 3, 4)], source="demo")
+    assert buffer.getvalue() == "date,open,high,low,close,volume,traded_value,source\n2024-01-02,1,2,1,2,3,4,demo\n"
+    demo, errors = read_bars_csv(write(tmp_path, "005930.csv", buffer.getvalue()))
+    assert errors == [] and demo[0].source == "demo"
+    real, errors = read_bars_csv(write(tmp_path, "000660.csv", "date,open,high,low,close,volume,출처\n"
+                                                                  "2024-01-02,1,2,1,2,3,csv\n2024-01-03,1,2,1,2,3,\n"))
+    assert errors == [] and [row.source for row in real] == [None, None]
+
+    mixed = write(tmp_path, "035720.csv", "date,open,high,low,close,volume,source\n2024-01-02,1,2,1,2,3,demo\n"
+                                          "2024-01-03,1,2,1,2,3,\n2024-01-04,1,2,1,2,3,kis\n")
+    rows, errors = read_bars_csv(mixed)
+    assert [row.date for row in rows] == [date(2024, 1, 2)]
+    assert messages(errors) == [
+        (3, "source real differs from line 2 (demo); a file holds either demo or real bars"),
+        (4, "source 'kis' must be demo (synthetic) or csv/empty (real)"),
+    ]
+
+
 # --------------------------------------------------------------------------------------- master files
 
 

@@ -200,3 +200,13 @@ def test_settlement_is_two_trading_days_later():
     assert settlement_date(date(2026, 6, 2)) == date(2026, 6, 5)
     with pytest.raises(ValueError):
         settlement_date(date(2026, 6, 3))
+
+
+@pytest.mark.parametrize("csat_day", [date(2023, 11, 16), date(2024, 11, 14), date(2025, 11, 13), date(2026, 11, 19)])
+def test_csat_days_open_and_close_an_hour_late(csat_day):
+    """수능 day: 10:00-16:30 (exchange_calendars 4.13.2 lists the days only to 2020; the patch adds them)."""
+    opens_at, closes_at = session_open_close(csat_day)
+    assert (opens_at.time(), closes_at.time()) == (datetime(1, 1, 1, 10).time(), datetime(1, 1, 1, 16, 30).time())
+    assert not is_regular_session(datetime.combine(csat_day, datetime(1, 1, 1, 9, 30).time(), tzinfo=SEOUL))
+    day_before = previous_trading_day(csat_day)
+    assert session_open_close(day_before)[0].hour == 9  # only that day

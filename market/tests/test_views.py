@@ -91,6 +91,16 @@ def test_many_matches_are_capped(logged_in):
     assert "25" in html
 
 
+@pytest.mark.parametrize("name", ["market:index", "market:search"])
+def test_a_search_longer_than_the_apis_cap_is_refused_in_korean(logged_in, samsung, name):
+    response = logged_in.get(reverse(name), {"q": "삼성" * 5_000})
+    assert response.status_code == 400
+    html = response.content.decode()
+    assert "검색어가 너무 깁니다" in html and "50" in html
+    assert 'id="search-option-005930"' not in html and "삼성삼성" not in html
+    assert logged_in.get(reverse(name), {"q": "삼성" * 25}).status_code == 200  # 50 characters: searched
+
+
 # ------------------------------------------------------------------------------------------------ detail
 def test_detail_renders_chart_zscore_panel_and_analysis(logged_in, samsung, with_bars):
     week = WeeklyAnalysis.objects.create(
@@ -169,3 +179,24 @@ def test_quote_box_without_account_and_with_a_broker_error(logged_in, user, sams
     PaperBrokerAccountFactory(owner=user, name="모의", is_default=True)
     html = logged_in.get(url).content.decode()  # no bars: the paper broker's own message
     assert "005930 종목의 시세가 없습니다" in html
+
+
+# ------------------------------------------------------------------------------------------------ demo data
+def test_demo_data_is_marked_on_the_detail_page_and_in_search_results(logged_in):
+    demo = InstrumentFactory(code="005930", name="삼성전자", source="demo")
+    DailyBarFactory(instrument=demo, date=dt.date(2026, 1, 5), source="demo")
+    real = InstrumentFactory(code="000660", name="SK하이닉스", source="kis")
+    DailyBarFactory(instrument=real, date=dt.date(2026, 1, 5), source="kis")
+    badge = ">데모 데이터 (합성 시세)</span>"
+
+    page = logged_in.get(reverse("market:detail", args=["005930"])).content.decode()
+    assert 'id="demo-badge"' in page and badge in page
+    assert 'id="demo-note"' in page and "실제 시세가 아닙니다" in page
+    real_page = logged_in.get(reverse("market:detail", args=["000660"])).content.decode()
+    assert "demo-badge" not in real_page and "데모 데이터" not in real_page
+    assert "시세 출처: KIS" in real_page
+
+    results = logged_in.get(reverse("market:search"), {"q": "삼성"}).content.decode()
+    assert badge in results
+    assert badge not in logged_in.get(reverse("market:search"), {"q": "SK"}).content.decode()
+    assert badge in logged_in.get(reverse("market:index"), {"q": "005930"}).content.decode()

@@ -1,4 +1,5 @@
-"""Store the synthetic demo market (market.demo): instruments and daily bars. Idempotent."""
+"""Store the synthetic demo market (market.demo): instruments and daily bars, marked as demo data.
+Idempotent; codes that have real bars are left alone."""
 
 from __future__ import annotations
 
@@ -15,7 +16,8 @@ from market.demo_market import store_demo_market
 class Command(BaseCommand):
     help = (
         "Create the deterministic synthetic demo market: instruments and daily bars on KRX trading days. "
-        "Re-running adds only what is missing."
+        "Every bar is marked as demo (synthetic) data. Re-running adds only what is missing; a code that has real "
+        "bars (import_prices) is skipped."
     )
 
     def add_arguments(self, parser):
@@ -51,3 +53,5 @@ class Command(BaseCommand):
             f"instruments: {summary.new_instruments} new, bars: {summary.new_bars} new / {summary.total_bars} total, "
             f"range {summary.first.isoformat()}..{summary.last.isoformat()}"
         )
+        if summary.skipped_real:
+            self.stdout.write(summary.skipped_note)

@@ -1,5 +1,5 @@
 """Write the synthetic demo market's bars as one CSV file per symbol (<code>.csv), ready for
-`import_prices --csv FOLDER`."""
+`import_prices --csv FOLDER`. Every row says source=demo, so the imported bars stay marked as synthetic."""
 
 from __future__ import annotations
 
@@ -15,7 +15,8 @@ from market.import_service import export_demo_csv
 class Command(BaseCommand):
     help = (
         "Write the demo market's daily bars (the same bars demo_data stores) as <code>.csv files "
-        "(date,open,high,low,close,volume,traded_value) into a folder, to try `import_prices --csv FOLDER`."
+        "(date,open,high,low,close,volume,traded_value,source=demo) into a folder, to try "
+        "`import_prices --csv FOLDER`; the imported bars stay marked as demo (synthetic) data."
     )
 
     def add_arguments(self, parser):

@@ -1,5 +1,6 @@
 """Import daily bars from CSV files or from KIS's daily chart. Malformed rows are listed and make the
-command fail; their files (or symbols) are not written, the others are."""
+command fail; their files (or symbols) are not written, the others are. Real bars for a code that has
+demo (synthetic) bars replace those entirely; the output names each such code."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from django.utils import timezone
 from tqdm import tqdm
 
 from market.import_service import ImportReport, SourceResult, import_csv, import_from_kis
+from market.models import BarSource
 
 from ._account import add_account_argument, resolve_account
 
@@ -25,9 +27,12 @@ def _date(text: str | date, option: str) -> date:
 
 class Command(BaseCommand):
     help = (
-        "Import daily bars: --csv FILE_OR_FOLDER (columns date,open,high,low,close,volume[,code][,traded_value]; "
+        "Import daily bars: --csv FILE_OR_FOLDER (columns date,open,high,low,close,volume[,code][,traded_value]"
+        "[,source]; "
         "the code comes from the code column or the file name, e.g. 005930.csv), or --kis CODE... --start --end "
-        "through a KIS account. Re-running is safe: stored bars are updated, nothing is duplicated."
+        "through a KIS account. Re-running is safe: stored bars are updated, nothing is duplicated. Real bars for a "
+        "code with demo (synthetic) bars replace all of its demo bars; files from export_demo_csv (source=demo) "
+        "stay demo bars and are refused for a code with real bars."
     )
 
     def add_arguments(self, parser):
@@ -70,14 +75,20 @@ class Command(BaseCommand):
         for result in report.sources:
             if result.written:
                 line = f"{result.source}: {result.rows:,} rows, {result.inserted:,} new, {result.updated:,} already stored"
+                if result.bar_source == BarSource.DEMO:
+                    line += " (데모 데이터: 합성 시세로 저장)"
                 self.stdout.write(line + (f" ({result.note})" if result.note else ""))
+                for note in result.replacement_notes:
+                    self.stdout.write(note)
             elif result.note:
                 self.stdout.write(f"{result.source}: {result.note}")
         if report.new_instruments:
             shown = ", ".join(report.new_instruments[:20]) + (" …" if len(report.new_instruments) > 20 else "")
             self.stdout.write(f"new instruments (named by their code until import_instruments runs): {shown}")
+        for note in report.analysis_notes:
+            self.stdout.write(note)
         if report.errors:
-            self.stderr.write("malformed rows (their files were not imported):")
+            self.stderr.write("malformed rows and refusals (their files were not imported):")
             for error in report.errors:
                 self.stderr.write(f"  {error}")
         self.stdout.write(report.summary())
