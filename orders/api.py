@@ -12,7 +12,7 @@ from django.utils.translation import gettext as _
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework import mixins, parsers, status, viewsets
-from rest_framework.exceptions import NotFound, PermissionDenied
+from rest_framework.exceptions import NotFound, ParseError, PermissionDenied
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
@@ -54,6 +54,9 @@ def _params(serializer_class) -> list[OpenApiParameter]:
 
 
 # ------------------------------------------------------------------------------------------- POST /trade/{symbol}
+TRADE_BODY_UNREADABLE = "요청 본문을 읽을 수 없습니다: 올바른 JSON 객체나 폼 데이터를 보내세요."
+
+
 def trade_message(order) -> str:
     """One line for the caller: what happened to the order (the broker's reason for a refusal)."""
     if order.status == OrderStatus.FILLED:
@@ -118,7 +121,11 @@ class TradeView(APIView):
         },
     )
     def post(self, request, symbol: str):
-        form = TradeRequestSerializer(data=request.data)
+        try:
+            body = request.data
+        except ParseError:  # DRF's own message is English ("JSON parse error - ...")
+            return Response({"detail": TRADE_BODY_UNREADABLE}, status=status.HTTP_400_BAD_REQUEST)
+        form = TradeRequestSerializer(data=body)
         if not form.is_valid():
             errors = {name: [str(message) for message in messages] for name, messages in form.errors.items()}
             first = next(iter(errors.values()))[0]

@@ -3,6 +3,8 @@ switch and the design's `POST /trade/{symbol}`. Read-only shapes; money is integ
 
 from __future__ import annotations
 
+import re
+
 from drf_spectacular.extensions import OpenApiSerializerFieldExtension
 from rest_framework import serializers
 
@@ -186,27 +188,51 @@ class TradingControlRequestSerializer(serializers.Serializer):
 
 
 # ------------------------------------------------------------------------------------------- POST /trade/{symbol}
+class WholeNumberField(serializers.IntegerField):
+    """A whole number as a JSON integer or, from a form post, a string of digits. DRF's IntegerField
+    also reads `1.0`, `"1.0"` and `"1.00"` as 1; a share count or a price in KRW that is not written
+    as a whole number is refused rather than rounded, as are `1.5`, `"1e3"` and `true`."""
+
+    def to_internal_value(self, data):
+        if isinstance(data, bool):
+            self.fail("invalid")
+        if isinstance(data, int):
+            return data
+        if isinstance(data, str):
+            if len(data) > self.MAX_STRING_LENGTH:
+                self.fail("max_string_length")
+            text = data.strip()
+            if re.fullmatch(r"[+-]?[0-9]+", text):
+                return int(text)
+        self.fail("invalid")
+
+
 class TradeRequestSerializer(serializers.Serializer):
     """The design's manual order: BUY 1 at market unless told otherwise."""
+
+    default_error_messages = {
+        "invalid": "주문 요청은 JSON 객체나 폼 데이터여야 합니다 (받은 형식: {datatype}).",
+    }
 
     side = serializers.ChoiceField(
         choices=OrderSide.choices, default=OrderSide.BUY,
         error_messages={"invalid_choice": "side는 buy(매수) 또는 sell(매도)이어야 합니다: {input}"},
     )
-    quantity = serializers.IntegerField(
-        default=1, min_value=1, help_text="shares, a positive integer",
+    quantity = WholeNumberField(
+        default=1, min_value=1, help_text="shares, a positive integer (a JSON integer or a string of digits)",
         error_messages={"invalid": "quantity(주문 수량)는 1 이상의 정수여야 합니다.",
+                        "null": "quantity(주문 수량)는 1 이상의 정수여야 합니다.",
                         "min_value": "quantity(주문 수량)는 1 이상의 정수여야 합니다.",
                         "max_string_length": "quantity(주문 수량)가 너무 깁니다."},
     )
-    price = serializers.IntegerField(
+    price = WholeNumberField(
         required=False, allow_null=True, min_value=1,
         help_text="limit price in KRW on the KRX tick table; leave out (or null) for a market order",
         error_messages={"invalid": "price(지정가)는 1원 이상의 정수여야 합니다.",
                         "min_value": "price(지정가)는 1원 이상의 정수여야 합니다.",
                         "max_string_length": "price(지정가)가 너무 깁니다."},
     )
-    account = serializers.IntegerField(
+    account = WholeNumberField(
         required=False, allow_null=True, min_value=1, help_text="one of your broker account ids; default account if omitted",
         error_messages={"invalid": "account는 계좌 id(정수)여야 합니다.", "min_value": "account는 계좌 id(정수)여야 합니다."},
     )

@@ -3,8 +3,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
-
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
@@ -14,46 +12,46 @@ from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST, require_safe
 
 from . import selectors, services
+from .forms import OrderDateFilterForm
 from .models import OrderReason, OrderSide, OrderStatus
 
 PAGE_SIZE = 50
 
 
-def _date(value: str | None) -> dt.date | None:
-    try:
-        return dt.date.fromisoformat(value) if value else None
-    except ValueError:
-        return None
-
-
-def order_filters(params) -> dict:
-    """The 주문 page's filters from the query string; unknown values are ignored, not errors."""
+def order_filters(params) -> tuple[dict, list[str]]:
+    """The 주문 page's filters from the query string, and the errors of its dates (a bad or reversed
+    date is an error, as in the API); unknown status, side or reason values are ignored."""
     status = params.get("status") or None
     side = params.get("side") or None
     reason = params.get("reason") or None
     code = (params.get("code") or "").strip().upper()[:12] or None
-    return {
+    dates = OrderDateFilterForm(params)
+    valid = dates.is_valid()
+    filters = {
         "status": status if status in OrderStatus.values else None,
         "side": side if side in OrderSide.values else None,
         "reason": reason if reason in OrderReason.values else None,
         "code": code,
-        "start": _date(params.get("start")),
-        "end": _date(params.get("end")),
+        "start": dates.cleaned_data.get("start") if valid else None,
+        "end": dates.cleaned_data.get("end") if valid else None,
     }
+    return filters, ([] if valid else dates.error_list())
 
 
 @login_required
 @require_safe
 def index(request):
     """주문: filters (HTMX swaps only the orders list), the orders with their fills and the broker's
-    messages; below, the strategies with their positions and the weekly runs."""
-    filters = order_filters(request.GET)
-    page = Paginator(selectors.orders_for(request.user, **filters).prefetch_related("fills"), PAGE_SIZE)
-    page_obj = page.get_page(request.GET.get("page"))
+    messages; below, the strategies with their positions and the weekly runs. A bad date shows its
+    error instead of the list (400; 200 to HTMX, which swaps only successful answers)."""
+    filters, filter_errors = order_filters(request.GET)
+    orders = selectors.orders_for(request.user, **filters).prefetch_related("fills")
+    page_obj = Paginator(orders.none() if filter_errors else orders, PAGE_SIZE).get_page(request.GET.get("page"))
     query = request.GET.copy()
     query.pop("page", None)
     context = {
         "filters": filters,
+        "filter_errors": filter_errors,
         "page_obj": page_obj,
         "orders": page_obj.object_list,
         "query": query.urlencode(),
@@ -61,10 +59,11 @@ def index(request):
         "side_choices": OrderSide.choices,
         "reason_choices": OrderReason.choices,
     }
+    status = 400 if filter_errors and not request.htmx else 200
     if request.htmx and request.htmx.target == "orders-list":
-        return render(request, "orders/partials/orders_list.html", context)
+        return render(request, "orders/partials/orders_list.html", context, status=status)
     context.update(selectors.orders_page_for(request.user))
-    return render(request, "orders/index.html", context)
+    return render(request, "orders/index.html", context, status=status)
 
 
 def _kill_switch_response(request):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 
+from django.core.exceptions import ValidationError as DjangoValidationError
 from django.urls import reverse
 from django.utils.translation import gettext as _
 from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
@@ -21,12 +22,12 @@ from accounts.selectors import broker_accounts_for
 from strategies.library import all_strategies, get_strategy
 from strategies.library.base import ParameterError
 
-from . import selectors
+from . import selectors, validators
 from .models import BacktestRun, StrategyConfig, UniverseMode
-from .services import BacktestInputError, create_backtest_run, normalise_codes, universe_for
+from .services import BacktestInputError, check_period, create_backtest_run, universe_for
 from .tasks import start_backtest
 
-MAX_CODES = 3000
+DEFAULT_STRATEGY = "mean_reversion"
 
 
 def _strategy_class(key: str):
@@ -96,7 +97,6 @@ class StrategyConfigSerializer(serializers.ModelSerializer):
             "max_positions", "cash_per_week", "is_active", "broker_account", "created_at", "updated_at",
         ]
         read_only_fields = ["id", "created_at", "updated_at"]
-        extra_kwargs = {"max_positions": {"min_value": 1}, "cash_per_week": {"min_value": 0}, "universe_top_n": {"min_value": 1}}
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -113,12 +113,14 @@ class StrategyConfigSerializer(serializers.ModelSerializer):
         else:
             params = instance.params if instance is not None and instance.strategy_key == key else {}
         attrs["params"] = _validated_params(strategy_class, params)
+        # The model's rule for the universe (StrategyConfig.clean(); counts and amounts are the model
+        # fields' validators, which this serializer's fields carry).
         mode = attrs.get("universe_mode", instance.universe_mode if instance else UniverseMode.TOP_TRADED)
         codes = attrs.get("universe_codes", instance.universe_codes if instance else "")
-        if mode == UniverseMode.CODES and not (codes or "").strip():
-            raise serializers.ValidationError(
-                {"universe_codes": [_("List at least one code, or choose the top-N universe.")]}
-            )
+        try:
+            attrs["universe_codes"] = validators.clean_universe_codes(codes, required=mode == UniverseMode.CODES)
+        except DjangoValidationError as error:
+            raise serializers.ValidationError({"universe_codes": error.messages}) from None
         name = attrs.get("name", instance.name if instance else None)
         request = self.context["request"]
         taken = selectors.configs_for(request.user).filter(name=name)
@@ -157,8 +159,8 @@ class BacktestRunSummarySerializer(serializers.ModelSerializer):
         model = BacktestRun
         fields = [
             "id", "status", "progress", "error", "strategy_key", "params", "codes", "start", "end", "initial_cash",
-            "max_positions", "commission", "tax", "slippage_ticks", "config", "sweep", "metrics", "created_at",
-            "finished_at",
+            "max_positions", "cash_per_week", "commission", "tax", "slippage_ticks", "config", "sweep", "metrics",
+            "created_at", "finished_at",
         ]
         read_only_fields = fields
 
@@ -194,20 +196,33 @@ class BacktestRunSerializer(BacktestRunSummarySerializer):
 
 
 class BacktestCreateSerializer(serializers.Serializer):
-    strategy_key = serializers.CharField(max_length=40, default="mean_reversion")
-    params = serializers.DictField(required=False, default=dict)
+    strategy_key = serializers.CharField(
+        max_length=40, required=False, help_text="default: the config's strategy, else mean_reversion"
+    )
+    params = serializers.DictField(
+        required=False, help_text="default: the config's parameters (same strategy), else the strategy's defaults"
+    )
     codes = serializers.ListField(
-        child=serializers.CharField(max_length=12), required=False, max_length=MAX_CODES,
+        child=serializers.CharField(max_length=12), required=False, max_length=validators.MAX_UNIVERSE_CODES,
         help_text="6-digit codes; or leave out and give `config` to use its universe",
     )
     config = serializers.PrimaryKeyRelatedField(
         queryset=StrategyConfig.objects.none(), required=False, allow_null=True,
-        help_text="one of your strategy configs: its universe is used when `codes` is empty",
+        help_text="one of your strategy configs: backtest it with all of its settings (strategy, parameters, "
+                  "universe when `codes` is empty, max positions, cash per week); fields given here override them",
     )
-    start = serializers.DateField()
-    end = serializers.DateField()
-    initial_cash = serializers.IntegerField(min_value=100_000, max_value=1_000_000_000_000, default=10_000_000)
-    max_positions = serializers.IntegerField(min_value=1, max_value=200, default=10)
+    start = serializers.DateField(help_text="within the stored bars of the codes")
+    end = serializers.DateField(help_text="within the stored bars of the codes")
+    initial_cash = serializers.IntegerField(
+        min_value=validators.MIN_INITIAL_CASH_KRW, max_value=validators.MAX_CASH_KRW, default=10_000_000
+    )
+    max_positions = serializers.IntegerField(
+        min_value=1, max_value=validators.MAX_POSITIONS, required=False, help_text="default: the config's, else 10"
+    )
+    cash_per_week = serializers.IntegerField(
+        min_value=0, max_value=validators.MAX_CASH_KRW, required=False, allow_null=True,
+        help_text="caps each week's buys like the live config (KRW); default: the config's, else null = all the cash",
+    )
     commission = serializers.DecimalField(
         max_digits=10, decimal_places=8, min_value=0, max_value=Decimal("0.05"), required=False, allow_null=True,
         help_text="overrides the KRX fee table for the run",
@@ -216,7 +231,7 @@ class BacktestCreateSerializer(serializers.Serializer):
         max_digits=10, decimal_places=8, min_value=0, max_value=Decimal("0.05"), required=False, allow_null=True,
         help_text="overrides the dated tax table for the run",
     )
-    slippage_ticks = serializers.IntegerField(min_value=0, max_value=50, default=0)
+    slippage_ticks = serializers.IntegerField(min_value=0, max_value=validators.MAX_SLIPPAGE_TICKS, default=0)
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -225,20 +240,33 @@ class BacktestCreateSerializer(serializers.Serializer):
             self.fields["config"].queryset = selectors.configs_for(request.user)
 
     def validate(self, attrs):
-        strategy_class = _strategy_class(attrs["strategy_key"])
-        attrs["params"] = _validated_params(strategy_class, attrs.get("params") or {})
-        if attrs["start"] >= attrs["end"]:
-            raise serializers.ValidationError({"end": [_("The end must be after the start.")]})
-        codes = normalise_codes(attrs.get("codes") or [])
         config = attrs.get("config")
+        # "Backtest this config": every setting of the config unless given here.
+        key = attrs.get("strategy_key") or (config.strategy_key if config is not None else DEFAULT_STRATEGY)
+        attrs["strategy_key"] = key
+        strategy_class = _strategy_class(key)
+        if "params" in attrs:
+            params = attrs["params"]
+        else:
+            params = dict(config.params) if config is not None and config.strategy_key == key else {}
+        attrs["params"] = _validated_params(strategy_class, params)
+        if "max_positions" not in attrs:
+            attrs["max_positions"] = config.max_positions if config is not None else 10
+        if "cash_per_week" not in attrs:
+            attrs["cash_per_week"] = int(config.cash_per_week) if config is not None else None
+        start, end = attrs["start"], attrs["end"]
+        if start >= end:
+            raise serializers.ValidationError({"end": [_("The end must be after the start.")]})
+        try:
+            codes = validators.clean_codes(attrs.get("codes") or [])
+        except DjangoValidationError as error:
+            raise serializers.ValidationError({"codes": error.messages}) from None
         if codes:
-            unknown = selectors.unknown_codes(codes)
-            if unknown:
-                raise serializers.ValidationError(
-                    {"codes": [_("Unknown codes: %(codes)s") % {"codes": ", ".join(unknown[:20])}]}
-                )
+            self._check_period(codes, start, end)
         elif config is not None:
-            codes = universe_for(config, attrs["end"])
+            # A top-N universe is chosen on the end date: the period is checked against every stored bar.
+            self._check_period(config.code_list if config.universe_mode == UniverseMode.CODES else None, start, end)
+            codes = universe_for(config, end)
             if not codes:
                 raise serializers.ValidationError(
                     {"config": [_("This strategy's universe has no stocks with bars in the period.")]}
@@ -247,6 +275,13 @@ class BacktestCreateSerializer(serializers.Serializer):
             raise serializers.ValidationError({"codes": [_("List at least one code, or choose a strategy's universe.")]})
         attrs["codes"] = codes
         return attrs
+
+    @staticmethod
+    def _check_period(codes, start, end) -> None:
+        try:
+            check_period(codes, start, end)
+        except BacktestInputError as error:
+            raise serializers.ValidationError({error.field or "detail": [str(error)]}) from None
 
 
 class ApiErrorSerializer(serializers.Serializer):
@@ -289,7 +324,7 @@ class BacktestRunViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, views
         except ParameterError as error:
             raise serializers.ValidationError({"params": {k: [v] for k, v in error.errors.items()}}) from None
         except BacktestInputError as error:
-            raise serializers.ValidationError({"detail": [str(error)]}) from None
+            raise serializers.ValidationError({error.field or "detail": [str(error)]}) from None
         start_backtest(run)
         run.refresh_from_db()
         return Response(

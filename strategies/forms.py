@@ -14,9 +14,9 @@ from django.utils.translation import gettext_lazy as _
 from strategies.library import all_strategies, get_strategy
 from strategies.library.base import Parameter, ParameterError
 
-from . import selectors
-from .models import StrategyConfig
-from .services import normalise_codes, universe_for
+from . import selectors, validators
+from .models import StrategyConfig, UniverseMode
+from .services import BacktestInputError, check_period, universe_for
 
 PARAM_PREFIX = "param_"
 
@@ -85,6 +85,12 @@ class StrategyConfigForm(ParameterFieldsMixin, forms.ModelForm):
         super().__init__(*args, **kwargs)
         self.owner = owner or (self.instance.owner if self.instance.owner_id else None)
         self.fields["strategy_key"].choices = strategy_choices()
+        for name, low, high in (
+            ("universe_top_n", 1, validators.MAX_UNIVERSE_CODES), ("max_positions", 1, validators.MAX_POSITIONS),
+            ("cash_per_week", 0, validators.MAX_CASH_KRW),
+        ):
+            if name in self.fields:  # the browser's hint; the model's validators decide
+                self.fields[name].widget.attrs.update({"min": low, "max": high})
         if "broker_account" in self.fields and self.owner is not None:
             self.fields["broker_account"].queryset = self.owner.broker_accounts.all()
         key = self.data.get(self.add_prefix("strategy_key")) or self.instance.strategy_key or "mean_reversion"
@@ -103,10 +109,9 @@ class StrategyConfigForm(ParameterFieldsMixin, forms.ModelForm):
             self.fields[PARAM_PREFIX + parameter.name] = field_for(parameter, initial)
 
     def clean(self):
-        cleaned = self.clean_parameters(super().clean())
-        if cleaned.get("universe_mode") == "codes" and not (cleaned.get("universe_codes") or "").strip():
-            self.add_error("universe_codes", _("List at least one code, or choose the top-N universe."))
-        return cleaned
+        # The universe, the counts and the amounts are the model's rules (StrategyConfig.clean() and
+        # its field validators), checked in _post_clean for this form, the admin and the API alike.
+        return self.clean_parameters(super().clean())
 
     def _post_clean(self):
         super()._post_clean()
@@ -184,10 +189,17 @@ class RunOptionsForm(ParameterFieldsMixin, forms.Form):
     start = forms.DateField(label=_("start"), widget=forms.DateInput(attrs={"type": "date"}))
     end = forms.DateField(label=_("end"), widget=forms.DateInput(attrs={"type": "date"}))
     initial_cash = forms.IntegerField(
-        label=_("initial cash (KRW)"), min_value=100_000, max_value=1_000_000_000_000, initial=10_000_000,
+        label=_("initial cash (KRW)"), min_value=validators.MIN_INITIAL_CASH_KRW, max_value=validators.MAX_CASH_KRW,
+        initial=10_000_000, widget=forms.NumberInput(attrs={"step": "100000"}),
+    )
+    max_positions = forms.IntegerField(
+        label=_("max positions"), min_value=1, max_value=validators.MAX_POSITIONS, initial=10
+    )
+    cash_per_week = forms.IntegerField(
+        label=_("cash per week (KRW)"), required=False, min_value=0, max_value=validators.MAX_CASH_KRW,
+        help_text=_("Caps each week's buys like the live strategy does. Empty: every week spends all the cash."),
         widget=forms.NumberInput(attrs={"step": "100000"}),
     )
-    max_positions = forms.IntegerField(label=_("max positions"), min_value=1, max_value=200, initial=10)
     commission = forms.DecimalField(
         label=_("commission rate"), required=False, min_value=0, max_value=Decimal("0.05"), max_digits=10,
         decimal_places=8, help_text=_("Empty: the KRX fee table. A fraction per side, e.g. 0.00015."),
@@ -198,7 +210,9 @@ class RunOptionsForm(ParameterFieldsMixin, forms.Form):
         decimal_places=8, help_text=_("Empty: the dated tax table by market. A fraction of each sell, e.g. 0.002."),
         widget=forms.NumberInput(attrs={"step": "any", "placeholder": "0.002"}),
     )
-    slippage_ticks = forms.IntegerField(label=_("slippage (ticks)"), min_value=0, max_value=50, initial=0)
+    slippage_ticks = forms.IntegerField(
+        label=_("slippage (ticks)"), min_value=0, max_value=validators.MAX_SLIPPAGE_TICKS, initial=0
+    )
 
     def __init__(self, *args, owner, initial_params: dict | None = None, **kwargs):
         super().__init__(*args, **kwargs)
@@ -206,7 +220,7 @@ class RunOptionsForm(ParameterFieldsMixin, forms.Form):
         self.fields["strategy_key"].choices = strategy_choices()
         self.fields["strategy_key"].widget.attrs.update(reload_attrs(self.kind))
         self.fields["config"].queryset = selectors.configs_for(owner)
-        start, end = selectors.default_period()
+        start, end = selectors.default_period(selectors.bar_period())
         self.fields["start"].initial, self.fields["end"].initial = start, end
         key = self.data.get(self.add_prefix("strategy_key")) or self.initial.get("strategy_key") or DEFAULT_STRATEGY
         self.strategy_class = strategy_class_or_none(key)
@@ -221,7 +235,7 @@ class RunOptionsForm(ParameterFieldsMixin, forms.Form):
         raise NotImplementedError
 
     def option_fields(self):
-        return [self[name] for name in ("initial_cash", "max_positions")]
+        return [self[name] for name in ("initial_cash", "max_positions", "cash_per_week")]
 
     def cost_fields(self):
         return [self[name] for name in ("commission", "tax", "slippage_ticks")]
@@ -231,28 +245,46 @@ class RunOptionsForm(ParameterFieldsMixin, forms.Form):
         start, end = cleaned.get("start"), cleaned.get("end")
         if start and end and start >= end:
             self.add_error("end", _("The end must be after the start."))
-        codes = normalise_codes((cleaned.get("codes") or "").replace(",", " ").split())
+            start = end = None
         config = cleaned.get("config")
-        if codes:
-            unknown = selectors.unknown_codes(codes)
-            if unknown:
-                self.add_error("codes", _("Unknown codes: %(codes)s") % {"codes": ", ".join(unknown[:20])})
-        elif config is not None and end:
-            codes = universe_for(config, end)
-            if not codes:
-                self.add_error("config", _("This strategy's universe has no stocks with bars in the period."))
+        typed = validators.split_codes(cleaned.get("codes"))
+        codes: list[str] = []
+        if typed:
+            try:
+                codes = validators.clean_codes(typed)
+            except forms.ValidationError as error:
+                self.add_error("codes", error)
+            else:
+                if start and end:
+                    self._check_period(codes, start, end)
+        elif config is not None:
+            # The period against the listed codes' bars, or every stored bar for a top-N universe
+            # (chosen on the end date, so it needs a date with bars first).
+            listed = config.code_list if config.universe_mode == UniverseMode.CODES else None
+            if start and end and self._check_period(listed, start, end):
+                codes = universe_for(config, end)
+                if not codes:
+                    self.add_error("config", _("This strategy's universe has no stocks with bars in the period."))
         elif "codes" not in self.errors:
             self.add_error("codes", _("List at least one code, or choose a strategy's universe."))
         cleaned["code_list"] = codes
         return cleaned
+
+    def _check_period(self, codes, start, end) -> bool:
+        try:
+            check_period(codes, start, end)
+        except BacktestInputError as error:
+            self.add_error(error.field if error.field in self.fields else None, str(error))
+            return False
+        return True
 
     def run_options(self) -> dict:
         data = self.cleaned_data
         return {
             "codes": data["code_list"], "start": data["start"], "end": data["end"],
             "initial_cash": data["initial_cash"], "max_positions": data["max_positions"],
-            "commission": data.get("commission"), "tax": data.get("tax"),
-            "slippage_ticks": data.get("slippage_ticks") or 0, "config": data.get("config"),
+            "cash_per_week": data.get("cash_per_week"), "commission": data.get("commission"),
+            "tax": data.get("tax"), "slippage_ticks": data.get("slippage_ticks") or 0, "config": data.get("config"),
         }
 
 

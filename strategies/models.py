@@ -1,10 +1,13 @@
 from __future__ import annotations
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.db import models
 from django.utils.translation import gettext_lazy as _
 
 from accounts.models import BrokerAccount
+
+from . import validators
 
 
 class UniverseMode(models.TextChoices):
@@ -25,9 +28,15 @@ class StrategyConfig(models.Model):
     universe_codes = models.TextField(
         _("codes"), blank=True, default="", help_text=_("6-digit codes separated by commas or spaces.")
     )
-    universe_top_n = models.PositiveIntegerField(_("top N"), default=200)
-    max_positions = models.PositiveSmallIntegerField(_("max positions"), default=10)
-    cash_per_week = models.BigIntegerField(_("cash per week (KRW)"), default=10_000_000)
+    universe_top_n = models.PositiveIntegerField(
+        _("top N"), default=200, validators=validators.UNIVERSE_TOP_N_VALIDATORS
+    )
+    max_positions = models.PositiveSmallIntegerField(
+        _("max positions"), default=10, validators=validators.MAX_POSITIONS_VALIDATORS
+    )
+    cash_per_week = models.BigIntegerField(
+        _("cash per week (KRW)"), default=10_000_000, validators=validators.CASH_VALIDATORS
+    )
     is_active = models.BooleanField(_("active"), default=False)
     broker_account = models.ForeignKey(
         BrokerAccount, on_delete=models.PROTECT, null=True, blank=True, related_name="strategy_configs",
@@ -45,9 +54,21 @@ class StrategyConfig(models.Model):
     def __str__(self) -> str:
         return f"{self.name} ({self.strategy_key})"
 
+    def clean(self):
+        """The listed codes: known instruments, duplicates removed (stored normalised); at least one
+        when the universe is the listed codes. The form, the admin and the API all end here."""
+        super().clean()
+        try:
+            self.universe_codes = validators.clean_universe_codes(
+                self.universe_codes, required=self.universe_mode == UniverseMode.CODES
+            )
+        except ValidationError as error:
+            raise ValidationError({"universe_codes": error.error_list}) from None
+
     @property
     def code_list(self) -> list[str]:
-        return [code for code in self.universe_codes.replace(",", " ").split() if code]
+        """The listed codes, normalised and without duplicates (as the universe uses them)."""
+        return validators.normalise_codes(validators.split_codes(self.universe_codes))
 
 
 class RunStatus(models.TextChoices):
@@ -89,7 +110,13 @@ class BacktestRun(models.Model):
     start = models.DateField(_("start"))
     end = models.DateField(_("end"))
     initial_cash = models.BigIntegerField(_("initial cash"), default=10_000_000)
-    max_positions = models.PositiveSmallIntegerField(_("max positions"), default=10)
+    max_positions = models.PositiveSmallIntegerField(
+        _("max positions"), default=10, validators=validators.MAX_POSITIONS_VALIDATORS
+    )
+    # The live config's cap on a week's buys (None: every week spends all the cash there is).
+    cash_per_week = models.BigIntegerField(
+        _("cash per week (KRW)"), null=True, blank=True, validators=validators.CASH_VALIDATORS
+    )
     commission = models.DecimalField(_("commission rate"), max_digits=10, decimal_places=8, null=True, blank=True)
     tax = models.DecimalField(_("tax rate"), max_digits=10, decimal_places=8, null=True, blank=True)
     slippage_ticks = models.PositiveSmallIntegerField(_("slippage (ticks)"), default=0)

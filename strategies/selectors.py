@@ -13,12 +13,12 @@ import math
 from collections.abc import Iterable
 
 from django.core.cache import cache
-from django.db.models import QuerySet
+from django.db.models import Max, Min, QuerySet
 from django.shortcuts import get_object_or_404
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
-from market.models import Instrument
+from market.models import DailyBar, Instrument
 from strategies.library import all_strategies
 
 from .models import BacktestRun, BacktestSweep, RunStatus, StrategyConfig
@@ -73,10 +73,12 @@ def sweep_for(user, pk: int) -> BacktestSweep:
     return get_object_or_404(sweeps_for(user), pk=pk)
 
 
-def unknown_codes(codes: Iterable[str]) -> list[str]:
-    codes = list(codes)
-    known = set(Instrument.objects.filter(code__in=codes).values_list("code", flat=True))
-    return [code for code in codes if code not in known]
+def bar_period(codes: Iterable[str] | None = None) -> tuple[dt.date, dt.date] | None:
+    """The first and last date of the stored bars of `codes` (None: of every instrument), or None
+    when there are none."""
+    bars = DailyBar.objects.all() if codes is None else DailyBar.objects.filter(instrument__code__in=list(codes))
+    period = bars.aggregate(first=Min("date"), last=Max("date"))
+    return None if period["first"] is None else (period["first"], period["last"])
 
 
 def instrument_names(codes: Iterable[str]) -> dict[str, str]:
@@ -358,11 +360,18 @@ def sweep_heatmap(sweep: BacktestSweep, rows: list[dict]) -> dict | None:
     }
 
 
-def default_period(today: dt.date | None = None) -> tuple[dt.date, dt.date]:
-    """The backtest form's default period: the last two years up to today."""
-    today = today or timezone.localdate()
+def default_period(
+    stored: tuple[dt.date, dt.date] | None = None, today: dt.date | None = None
+) -> tuple[dt.date, dt.date]:
+    """The backtest form's default period: the last two years up to today, within the `stored` bars'
+    period (`bar_period()`) when there are bars, so the defaults are a period the backtest accepts."""
+    end = today or timezone.localdate()
+    if stored is not None:
+        end = min(max(end, stored[0]), stored[1])
     try:
-        start = today.replace(year=today.year - 2)
+        start = end.replace(year=end.year - 2)
     except ValueError:  # 29 February
-        start = today.replace(year=today.year - 2, day=28)
-    return start, today
+        start = end.replace(year=end.year - 2, day=28)
+    if stored is not None:
+        start = max(start, stored[0])
+    return start, end

@@ -19,7 +19,9 @@ from market.models import DailyBar, Instrument
 from strategies.backtest import BacktestConfig, MarketData, run_backtest
 from strategies.library import create_strategy, get_strategy
 
+from . import selectors, validators
 from .models import BacktestRun, BacktestSweep, RunStatus, StrategyConfig, UniverseMode
+from .validators import normalise_codes
 
 logger = logging.getLogger(__name__)
 
@@ -29,16 +31,12 @@ WARMUP_CALENDAR_DAYS = 400
 
 
 class BacktestInputError(ValueError):
-    """Inputs a backtest cannot run with; the message says what to fix."""
+    """Inputs a backtest cannot run with; the message says what to fix. `field`: the input at fault
+    (a form or serializer field name), when there is one."""
 
-
-def normalise_codes(codes: Iterable[str]) -> list[str]:
-    cleaned = []
-    for code in codes:
-        code = str(code).strip().upper()
-        if code:
-            cleaned.append(code.zfill(6) if code.isdigit() else code)
-    return list(dict.fromkeys(cleaned))
+    def __init__(self, message: str, field: str | None = None):
+        super().__init__(message)
+        self.field = field
 
 
 def top_traded_codes(n: int, as_of: dt.date, days: int = 60) -> list[str]:
@@ -56,6 +54,30 @@ def universe_for(config: StrategyConfig, as_of: dt.date) -> list[str]:
     if config.universe_mode == UniverseMode.CODES:
         return normalise_codes(config.code_list)
     return top_traded_codes(config.universe_top_n, as_of)
+
+
+def check_period(codes: Iterable[str] | None, start: dt.date, end: dt.date) -> None:
+    """A backtest's period: start before end, both within the stored bars of `codes` (None: of every
+    instrument, for a top-N universe chosen later). The message gives the stored range."""
+    if start >= end:
+        raise BacktestInputError(f"시작일({start})이 종료일({end})보다 앞서야 합니다.", field="end")
+    period = selectors.bar_period(codes)
+    if period is None:
+        raise BacktestInputError("선택한 종목에 저장된 일봉이 없습니다. 먼저 시세를 가져오세요.", field="codes")
+    first, last = period
+    for field, label, day in (("start", "시작일", start), ("end", "종료일", end)):
+        if not first <= day <= last:
+            raise BacktestInputError(
+                f"{label} {day}이(가) 저장된 일봉 기간 밖입니다: {first} ~ {last} 안에서 고르세요.", field=field
+            )
+
+
+def _check_bounds(name: str, label: str, value, low: int, high: int, unit: str = "") -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise BacktestInputError(
+            f"{label}은(는) {low:,}{unit} 이상 {high:,}{unit} 이하의 정수여야 합니다 (입력값: {str(value)[:30]}).",
+            field=name,
+        )
 
 
 def load_market_data(codes: list[str], start: dt.date, end: dt.date) -> MarketData:
@@ -91,22 +113,37 @@ def delete_config(config: StrategyConfig) -> None:
 
 def create_backtest_run(
     owner, *, strategy_key: str, params: dict | None, codes: Iterable[str], start: dt.date, end: dt.date,
-    initial_cash: int = 10_000_000, max_positions: int = 10, commission: Decimal | None = None,
-    tax: Decimal | None = None, slippage_ticks: int = 0, config: StrategyConfig | None = None,
-    sweep: BacktestSweep | None = None,
+    initial_cash: int = 10_000_000, max_positions: int = 10, cash_per_week: int | None = None,
+    commission: Decimal | None = None, tax: Decimal | None = None, slippage_ticks: int = 0,
+    config: StrategyConfig | None = None, sweep: BacktestSweep | None = None, period_checked: bool = False,
 ) -> BacktestRun:
-    """Validate the inputs and record a pending run (run it with `execute_backtest_run`)."""
+    """Validate the inputs and record a pending run (run it with `execute_backtest_run`).
+    `cash_per_week` caps each week's buys as the live config does (None: all the cash there is).
+    `period_checked`: the caller has run `check_period` on these codes and dates already."""
     strategy_class = get_strategy(strategy_key)
     validated = strategy_class.validate_params(params or {})
     codes = normalise_codes(codes)
     if not codes:
-        raise BacktestInputError("백테스트할 종목을 하나 이상 지정하세요.")
-    if start >= end:
-        raise BacktestInputError(f"시작일({start})이 종료일({end})보다 앞서야 합니다.")
+        raise BacktestInputError("백테스트할 종목을 하나 이상 지정하세요.", field="codes")
+    if len(codes) > validators.MAX_UNIVERSE_CODES:
+        raise BacktestInputError(
+            f"종목은 {validators.MAX_UNIVERSE_CODES:,}개까지입니다 (입력: {len(codes):,}개).", field="codes"
+        )
+    _check_bounds("initial_cash", "초기 자금", initial_cash, validators.MIN_INITIAL_CASH_KRW,
+                  validators.MAX_CASH_KRW, "원")
+    _check_bounds("max_positions", "최대 보유 종목 수", max_positions, 1, validators.MAX_POSITIONS)
+    if cash_per_week is not None:
+        _check_bounds("cash_per_week", "주간 투자금", cash_per_week, 0, validators.MAX_CASH_KRW, "원")
+    _check_bounds("slippage_ticks", "슬리피지(틱)", slippage_ticks, 0, validators.MAX_SLIPPAGE_TICKS)
+    unknown = validators.unknown_codes(codes)
+    if unknown:
+        raise BacktestInputError(str(validators.unknown_codes_message(unknown)), field="codes")
+    if not period_checked:
+        check_period(codes, start, end)
     return BacktestRun.objects.create(
         owner=owner, config=config, sweep=sweep, strategy_key=strategy_key, params=validated, codes=codes,
-        start=start, end=end, initial_cash=initial_cash, max_positions=max_positions, commission=commission,
-        tax=tax, slippage_ticks=slippage_ticks,
+        start=start, end=end, initial_cash=initial_cash, max_positions=max_positions, cash_per_week=cash_per_week,
+        commission=commission, tax=tax, slippage_ticks=slippage_ticks,
     )
 
 
@@ -130,6 +167,7 @@ def execute_backtest_run(run: BacktestRun, on_progress: Callable[[int], object] 
         config = BacktestConfig(
             initial_cash=int(run.initial_cash), max_positions=run.max_positions, commission=commission,
             tax=run.tax, slippage_ticks=run.slippage_ticks, start=run.start, end=run.end,
+            cash_per_week=None if run.cash_per_week is None else int(run.cash_per_week),
         )
         result = run_backtest(create_strategy(run.strategy_key, run.params), data, config).to_dict()
     except Exception as error:
@@ -153,10 +191,13 @@ def create_sweep(owner, *, strategy_key: str, grid: dict[str, list], base_params
     if not grid or any(not values for values in grid.values()):
         raise BacktestInputError("그리드의 각 파라미터에 값을 하나 이상 지정하세요.")
     names = sorted(grid)
+    codes = normalise_codes(run_options.get("codes") or [])
+    if codes:  # once for the whole grid
+        check_period(codes, run_options["start"], run_options["end"])
     sweep = BacktestSweep.objects.create(owner=owner, strategy_key=strategy_key, grid={n: grid[n] for n in names})
     for values in product(*(grid[name] for name in names)):
         create_backtest_run(
             owner, strategy_key=strategy_key, params={**(base_params or {}), **dict(zip(names, values, strict=True))},
-            sweep=sweep, **run_options,
+            sweep=sweep, period_checked=bool(codes), **run_options,
         )
     return sweep

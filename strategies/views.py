@@ -125,7 +125,12 @@ def _initial_from_config(request) -> tuple[dict, dict | None]:
     if not config_id.isdigit():
         return {}, None
     config = selectors.config_for(request.user, int(config_id))
-    initial = {"strategy_key": config.strategy_key, "config": config.pk, "max_positions": config.max_positions}
+    # "Backtest this config": every setting the live jobs use (strategy, parameters, universe, max
+    # positions, cash per week), so the backtest trades as the config would.
+    initial = {
+        "strategy_key": config.strategy_key, "config": config.pk, "max_positions": config.max_positions,
+        "cash_per_week": config.cash_per_week,
+    }
     return initial, dict(config.params)
 
 
@@ -142,7 +147,7 @@ def backtests(request):
         except ParameterError as error:
             add_parameter_errors(form, error)
         except BacktestInputError as error:
-            form.add_error(None, str(error))
+            form.add_error(error.field if error.field in form.fields else None, str(error))
         else:
             start_backtest(run)
             return redirect("strategies:run_detail", pk=run.pk)
@@ -252,7 +257,7 @@ def sweep_create(request):
         except ParameterError as error:
             add_parameter_errors(form, error)
         except BacktestInputError as error:
-            form.add_error(None, str(error))
+            form.add_error(error.field if error.field in form.fields else None, str(error))
         else:
             start_sweep(sweep)
             return redirect("strategies:sweep_detail", pk=sweep.pk)

@@ -227,7 +227,8 @@ def test_orders_page_filters_over_htmx_with_status_colours_messages_and_fills(cl
     assert f'id="order-{rejected.pk}"' in by_date  # placed after Monday's close: Tuesday's order
     by_side = client.get(url, {"side": "sell"}).content.decode()
     assert 'id="no-orders"' in by_side
-    assert client.get(url, {"status": "nonsense", "start": "not-a-date"}).status_code == 200  # ignored
+    assert client.get(url, {"status": "nonsense"}).status_code == 200  # an unknown status is ignored
+    assert client.get(url, {"start": "not-a-date"}).status_code == 400  # a bad date is an error (shown)
     client.force_login(other_user)
     assert f'id="order-{filled.pk}"' not in client.get(url).content.decode()
 

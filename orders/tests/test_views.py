@@ -43,3 +43,27 @@ def test_orders_page_shows_the_demo_strategy_its_orders_and_positions(client, ot
     client.force_login(other_user)
     other = client.get(reverse("orders:index")).content.decode()
     assert config.name not in other and demo.name not in other and 'id="no-strategies"' in other
+
+
+@pytest.mark.parametrize(("query", "words"), [
+    ({"start": "2026-99-99"}, "시작일이 올바른 날짜(YYYY-MM-DD)가 아닙니다: 2026-99-99"),
+    ({"end": "어제"}, "종료일이 올바른 날짜(YYYY-MM-DD)가 아닙니다: 어제"),
+    ({"start": "2026-11-25", "end": "2026-11-24"}, "종료일이 시작일보다 앞섭니다"),
+])
+def test_a_bad_date_filter_is_an_error_on_the_page_not_ignored(client, user, query, words):
+    client.force_login(user)
+    response = client.get(reverse("orders:index"), {"status": "filled", **query})
+    assert response.status_code == 400
+    body = response.content.decode()
+    assert 'id="order-filter-errors"' in body and words in body and 'id="orders-count"' not in body
+    # HTMX swaps only successful answers: the orders list comes back with the error in it.
+    partial = client.get(reverse("orders:index"), query, HTTP_HX_REQUEST="true", HTTP_HX_TARGET="orders-list")
+    assert partial.status_code == 200 and words in partial.content.decode()
+    assert partial.content.decode().lstrip().startswith('<div id="orders-list">')
+
+
+def test_good_date_filters_list_the_orders(client, user):
+    client.force_login(user)
+    response = client.get(reverse("orders:index"), {"start": "2026-11-24", "end": "2026-11-24"})
+    assert response.status_code == 200 and 'id="orders-count"' in response.content.decode()
+    assert response.context["filters"]["start"] == dt.date(2026, 11, 24)

@@ -6,7 +6,7 @@ from django.urls import reverse
 from accounts.tests.factories import UserFactory
 from strategies.models import StrategyConfig
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("instruments")]
 
 
 @pytest.fixture
@@ -44,3 +44,30 @@ def test_out_of_bounds_parameters_are_refused_with_a_message(admin_client, user,
     errors = response.context["adminform"].form.errors
     assert field in errors and "이어야 합니다" in errors[field][0]
     assert not StrategyConfig.objects.exists()
+
+
+@pytest.mark.parametrize(("field", "value", "words"), [
+    ("universe_codes", "005930 999999 AAAAAA 12", "알 수 없는 종목코드입니다: 999999, AAAAAA, 12"),
+    ("cash_per_week", -5, "0"), ("max_positions", 999_999_999_999, "200"), ("universe_top_n", 2**63 - 1, "3000"),
+])
+def test_settings_outside_the_rules_are_refused_on_add(admin_client, user, field, value, words):
+    response = admin_client.post(reverse("admin:strategies_strategyconfig_add"), form_data(user, **{field: value}))
+    assert response.status_code == 200
+    errors = response.context["adminform"].form.errors
+    assert list(errors) == [field] and words in errors[field][0]
+    assert not StrategyConfig.objects.exists()
+
+
+def test_the_change_form_applies_the_same_rules(admin_client, user):
+    config = StrategyConfig.objects.create(owner=user, name="평균회귀", strategy_key="mean_reversion",
+                                           universe_mode="codes", universe_codes="005930")
+    url = reverse("admin:strategies_strategyconfig_change", args=[config.pk])
+    response = admin_client.post(url, form_data(user, universe_codes="005930 AAAAAA", cash_per_week=-5))
+    assert response.status_code == 200
+    assert set(response.context["adminform"].form.errors) == {"universe_codes", "cash_per_week"}
+    config.refresh_from_db()
+    assert (config.universe_codes, config.cash_per_week) == ("005930", 10_000_000)
+    response = admin_client.post(url, form_data(user, universe_codes="005930 005930 000660"))
+    assert response.status_code == 302
+    config.refresh_from_db()
+    assert config.universe_codes == "005930, 000660"

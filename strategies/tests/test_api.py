@@ -63,7 +63,7 @@ def test_strategy_registry(api):
     assert [p["name"] for p in mean_reversion["parameters"]][-2:] == ["stop_loss", "take_profit"]
 
 
-def test_create_and_read_a_config(api, user):
+def test_create_and_read_a_config(api, user, instruments):
     response = api.post("/api/strategy-configs/", config_body(), format="json")
     assert response.status_code == 201, response.json()
     body = response.json()
@@ -88,7 +88,7 @@ def test_create_and_read_a_config(api, user):
         ({"max_positions": 0}, ("max_positions",), ""),
     ],
 )
-def test_config_validation_is_400_per_field(api, body, field, message):
+def test_config_validation_is_400_per_field(api, instruments, body, field, message):
     response = api.post("/api/strategy-configs/", config_body(**body), format="json")
     assert response.status_code == 400
     errors = response.json()
@@ -100,7 +100,7 @@ def test_config_validation_is_400_per_field(api, body, field, message):
     assert not StrategyConfig.objects.exists()
 
 
-def test_config_update_validates_and_keeps_params(api, user):
+def test_config_update_validates_and_keeps_params(api, user, instruments):
     config_id = api.post("/api/strategy-configs/", config_body(), format="json").json()["id"]
     response = api.patch(f"/api/strategy-configs/{config_id}/", {"max_positions": 3, "is_active": True}, format="json")
     assert response.status_code == 200 and response.json()["params"]["window"] == 30
@@ -124,7 +124,7 @@ def test_configs_are_owner_scoped(api, other_api, other_user):
     assert response.status_code == 400 and "broker_account" in response.json()
 
 
-def test_delete_a_config(api):
+def test_delete_a_config(api, instruments):
     config_id = api.post("/api/strategy-configs/", config_body(), format="json").json()["id"]
     assert api.delete(f"/api/strategy-configs/{config_id}/").status_code == 204
     assert not StrategyConfig.objects.exists()
@@ -191,6 +191,78 @@ def test_backtests_are_owner_scoped(api, other_api, user, demo_bars):
     response = other_api.post("/api/backtests/", {"config": theirs.pk, "start": "2025-01-01", "end": "2026-10-30"},
                               format="json")
     assert response.status_code == 400 and "config" in response.json()
+
+
+# ------------------------------------------------------------------ one set of rules for the settings
+
+
+@pytest.mark.parametrize(("body", "field", "words"), [
+    ({"universe_codes": "005930 999999 AAAAAA 12 <script>"}, "universe_codes",
+     "알 수 없는 종목코드입니다: 999999, AAAAAA, 12, <script>"),
+    ({"universe_mode": "top_traded", "universe_codes": "999999"}, "universe_codes", "알 수 없는 종목코드입니다: 999999"),
+    ({"cash_per_week": -5}, "cash_per_week", "0"),
+    ({"cash_per_week": 10**13}, "cash_per_week", "1000000000000"),
+    ({"max_positions": 999_999_999_999}, "max_positions", "200"),
+    ({"universe_top_n": 2**63 - 1}, "universe_top_n", "3000"),
+])
+def test_config_settings_outside_the_rules_are_400_and_store_nothing(api, instruments, body, field, words):
+    response = api.post("/api/strategy-configs/", config_body(**body), format="json")
+    assert response.status_code == 400
+    assert list(response.json()) == [field]
+    assert any(words in message for message in response.json()[field]), response.json()
+    assert not StrategyConfig.objects.exists()
+
+
+def test_config_codes_are_stored_normalised_and_a_bad_patch_changes_nothing(api, instruments):
+    response = api.post("/api/strategy-configs/", config_body(universe_codes="005930 005930, 660"), format="json")
+    assert response.status_code == 201 and response.json()["universe_codes"] == "005930, 000660"
+    config_id = response.json()["id"]
+    for change in ({"universe_codes": "AAAAAA"}, {"max_positions": 201}):
+        response = api.patch(f"/api/strategy-configs/{config_id}/", change, format="json")
+        assert response.status_code == 400 and set(response.json()) == set(change)
+    stored = StrategyConfig.objects.get()
+    assert (stored.universe_codes, stored.max_positions) == ("005930, 000660", 5)
+    response = api.patch(f"/api/strategy-configs/{config_id}/", {"universe_mode": "top_traded", "universe_codes": ""},
+                         format="json")
+    assert response.status_code == 200
+
+
+@pytest.mark.parametrize(("start", "end", "field"), [
+    ("1900-01-01", "1900-06-30", "start"), ("2030-01-01", "2030-06-30", "start"), ("2025-01-01", "2030-06-30", "end"),
+])
+def test_backtest_period_outside_the_stored_bars_is_400_with_their_range(api, user, demo_bars, start, end, field):
+    from strategies.selectors import bar_period
+
+    first, last = bar_period()
+    top_n = StrategyConfig.objects.create(owner=user, name="top", strategy_key="mean_reversion",
+                                          universe_mode="top_traded", universe_top_n=3)
+    for body in ({"codes": CODES}, {"config": top_n.pk}):
+        response = api.post("/api/backtests/", {**body, "start": start, "end": end}, format="json")
+        assert response.status_code == 400
+        [message] = response.json()[field]
+        assert "저장된 일봉 기간" in message and f"{first} ~ {last}" in message
+    assert not BacktestRun.objects.exists()
+
+
+def test_backtest_of_a_config_takes_every_setting_of_the_config(api, user, demo_bars):
+    config = StrategyConfig.objects.create(
+        owner=user, name="rsi", strategy_key="rsi", params={"period": 10}, universe_mode="codes",
+        universe_codes="005930, 035720", max_positions=3, cash_per_week=2_000_000,
+    )
+    period = {"start": "2025-01-01", "end": "2026-10-30"}
+    response = api.post("/api/backtests/", {"config": config.pk, **period}, format="json")
+    assert response.status_code == 201, response.json()
+    body = response.json()
+    assert (body["strategy_key"], body["params"]["period"], body["codes"]) == ("rsi", 10, ["005930", "035720"])
+    assert (body["max_positions"], body["cash_per_week"]) == (3, 2_000_000)
+    override = api.post("/api/backtests/", {"config": config.pk, **period, "cash_per_week": None, "max_positions": 5},
+                        format="json").json()
+    assert (override["cash_per_week"], override["max_positions"]) == (None, 5)
+    plain = api.post("/api/backtests/", {"codes": CODES, **period, "cash_per_week": 3_000_000}, format="json").json()
+    assert (plain["strategy_key"], plain["cash_per_week"]) == ("mean_reversion", 3_000_000)
+    assert BacktestRun.objects.get(pk=plain["id"]).cash_per_week == 3_000_000
+    assert api.post("/api/backtests/", {"codes": CODES, **period, "cash_per_week": -5},
+                    format="json").status_code == 400
 
 
 def test_schema_documents_the_strategy_endpoints(api):

@@ -83,7 +83,7 @@ def test_run_a_mean_reversion_backtest_from_the_page(page, live_server):
     form.locator("select[name=strategy_key]").select_option("mean_reversion")
     expect(form.locator("#param-fields")).to_contain_text("Z 임계값")
     form.get_by_label("종목코드").fill("005930,000660,035720")
-    # the default period is the last two years up to today
+    # the default period is the last two years up to the last stored bar
     start, end = form.get_by_label("시작일").input_value(), form.get_by_label("종료일").input_value()
     assert int(end[:4]) - int(start[:4]) == 2 and end[4:] == start[4:]
     form.get_by_role("button", name="백테스트 실행").click()

@@ -12,6 +12,7 @@ from django.core.management import call_command
 from django.urls import reverse
 from django.utils import timezone
 
+from market.models import DailyBar
 from strategies import selectors
 from strategies.models import BacktestRun, BacktestSweep, StrategyConfig
 from strategies.services import create_backtest_run
@@ -95,7 +96,7 @@ def test_empty_strategy_list_is_korean(logged_in):
     assert "아직 전략이 없습니다" in response.content.decode()
 
 
-def test_create_a_strategy_with_the_generated_form(logged_in, user):
+def test_create_a_strategy_with_the_generated_form(logged_in, user, instruments):
     page = logged_in.get(reverse("strategies:config_create")).content.decode()
     assert 'name="param_window"' in page and 'name="param_z_threshold"' in page
     assert 'hx-get="/strategies/params/?form=config"' in page  # the select reloads the parameter fields
@@ -135,7 +136,7 @@ def test_cross_parameter_rule_and_duplicate_name_are_form_errors(logged_in, user
     assert StrategyConfig.objects.count() == 1
 
 
-def test_edit_keeps_the_stored_parameters_and_saves_changes(logged_in, user):
+def test_edit_keeps_the_stored_parameters_and_saves_changes(logged_in, user, instruments):
     config = make_config(user, params={"window": 25, "z_threshold": 1.8})
     page = logged_in.get(reverse("strategies:config_edit", args=[config.pk])).content.decode()
     assert 'name="param_window" value="25"' in page
@@ -294,10 +295,15 @@ def test_pending_run_polls_and_reloads_when_done(logged_in, user, demo_bars):
 
 
 def test_failed_run_shows_its_error(logged_in, user, demo_bars):
-    response = logged_in.post(reverse("strategies:backtests"), backtest_data(start="2010-01-01", end="2010-06-30"))
-    run = BacktestRun.objects.get()
+    run = create_backtest_run(user, strategy_key="mean_reversion", params={}, codes=["005930"],
+                              start=dt.date(2025, 1, 1), end=dt.date(2026, 10, 30))
+    DailyBar.objects.filter(instrument__code="005930").delete()  # the bars went away before the run
+    from strategies.tasks import start_backtest
+
+    start_backtest(run)
+    run.refresh_from_db()
     assert run.status == "failed"
-    page = logged_in.get(response["Location"]).content.decode()
+    page = logged_in.get(reverse("strategies:run_detail", args=[run.pk])).content.decode()
     assert "백테스트가 실패했습니다" in page and "저장된 일봉이 없습니다" in page
     assert 'id="metric-cards"' not in page
 
@@ -373,6 +379,96 @@ def test_sweep_form_errors(logged_in, user, demo_bars):
     page = logged_in.post(url, many).content.decode()
     assert "조합이 120개입니다" in page
     assert not BacktestSweep.objects.exists()
+
+
+# ------------------------------------------------------------------ one set of rules for the settings
+
+
+def test_unknown_codes_are_named_in_korean_and_nothing_is_stored(logged_in, user, instruments):
+    response = logged_in.post(
+        reverse("strategies:config_create"), config_data(universe_codes="005930 999999 AAAAAA 12 <script>x</script>")
+    )
+    assert response.status_code == 200
+    assert response.context["form"].errors["universe_codes"] == [
+        "알 수 없는 종목코드입니다: 999999, AAAAAA, 12, <script>x</script>"]
+    assert "&lt;script&gt;x&lt;/script&gt;" in response.content.decode()
+    assert not StrategyConfig.objects.exists()
+
+
+def test_duplicate_codes_count_once(logged_in, user, instruments):
+    response = logged_in.post(reverse("strategies:config_create"), config_data(universe_codes="005930 005930,000660"))
+    assert response.status_code == 302
+    assert StrategyConfig.objects.get().universe_codes == "005930, 000660"
+    assert "2종목: 005930, 000660" in logged_in.get(reverse("strategies:index")).content.decode()
+
+
+@pytest.mark.parametrize(("field", "value"), [
+    ("cash_per_week", "-5"), ("max_positions", "999999999999"), ("universe_top_n", str(2**63 - 1)),
+    ("max_positions", "0"),
+])
+def test_amounts_and_counts_outside_the_bounds_are_form_errors(logged_in, user, instruments, field, value):
+    response = logged_in.post(reverse("strategies:config_create"), config_data(**{field: value}))
+    assert response.status_code == 200
+    assert list(response.context["form"].errors) == [field]
+    assert not StrategyConfig.objects.exists()
+
+
+def test_editing_to_a_bad_value_changes_nothing(logged_in, user, instruments):
+    config = make_config(user, cash_per_week=5_000_000)
+    response = logged_in.post(
+        reverse("strategies:config_edit", args=[config.pk]),
+        config_data(name=config.name, cash_per_week="-5", universe_codes="005930 999999"),
+    )
+    assert set(response.context["form"].errors) == {"cash_per_week", "universe_codes"}
+    config.refresh_from_db()
+    assert config.cash_per_week == 5_000_000 and config.universe_codes == "005930,000660"
+
+
+@pytest.mark.parametrize(("start", "end", "field"), [
+    ("1900-01-01", "1900-06-30", "start"), ("2030-01-01", "2030-06-30", "start"), ("1900-01-01", END, "start"),
+    (START, "2030-06-30", "end"),
+])
+def test_a_period_outside_the_stored_bars_is_refused_with_their_range(logged_in, user, demo_bars, start, end, field):
+    first, last = selectors.bar_period()
+    top_n = make_config(user, universe_mode="top_traded", universe_codes="", universe_top_n=3)
+    for data in (backtest_data(start=start, end=end), backtest_data(start=start, end=end, codes="", config=top_n.pk)):
+        response = logged_in.post(reverse("strategies:backtests"), data)
+        assert response.status_code == 200
+        [message] = response.context["form"].errors[field]
+        assert "저장된 일봉 기간" in message and f"{first} ~ {last}" in message
+    assert not BacktestRun.objects.exists()
+
+
+def test_the_form_defaults_to_a_period_with_bars(logged_in, demo_bars):
+    form = logged_in.get(reverse("strategies:backtests")).context["form"]
+    first, last = selectors.bar_period()
+    assert form["end"].initial == last and first <= form["start"].initial < last
+
+
+def _weekly_spending(run) -> dict:
+    spent: dict[str, int] = {}
+    for trade in run.trades:
+        spent[trade["entry_date"]] = spent.get(trade["entry_date"], 0) + trade["entry_price"] * trade["shares"]
+    return spent
+
+
+def test_backtest_this_config_uses_every_setting_of_the_config(logged_in, user, demo_bars):
+    config = make_config(user, params={"window": 12, "z_threshold": 1.5}, universe_codes="005930 000660 035720",
+                         max_positions=3, cash_per_week=2_000_000)
+    page = logged_in.get(reverse("strategies:backtests"), {"config": config.pk}).content.decode()
+    assert 'name="param_window" value="12"' in page and 'name="param_z_threshold" value="1.5"' in page
+    assert 'name="max_positions" value="3"' in page and 'name="cash_per_week" value="2000000"' in page
+    settings = {"codes": "", "config": str(config.pk), "param_window": "12", "param_z_threshold": "1.5",
+                "max_positions": "3", "initial_cash": "50000000"}
+    logged_in.post(reverse("strategies:backtests"), backtest_data(**settings, cash_per_week="2000000"))
+    logged_in.post(reverse("strategies:backtests"), backtest_data(**settings, cash_per_week=""))
+    capped, uncapped = BacktestRun.objects.order_by("pk")
+    assert (capped.cash_per_week, capped.max_positions, capped.config) == (2_000_000, 3, config)
+    assert uncapped.cash_per_week is None and capped.status == uncapped.status == "done"
+    assert capped.trades and max(_weekly_spending(capped).values()) <= 2_000_000
+    assert max(_weekly_spending(uncapped).values()) > 2_000_000  # 50,000,000 of cash, all of it spent
+    page = logged_in.get(reverse("strategies:run_detail", args=[capped.pk])).content.decode()
+    assert "주간 투자금" in page and "2,000,000" in page
 
 
 # ------------------------------------------------------------------------------------- selectors

@@ -44,6 +44,9 @@ class Command(BaseCommand):
         parser.add_argument("--param", action="append", default=[], help="name=value (repeatable)")
         parser.add_argument("--cash", type=int, default=10_000_000)
         parser.add_argument("--max-positions", type=int, default=10)
+        parser.add_argument("--cash-per-week", type=int, default=None,
+                            help="cap on each week's buys in KRW, as a live strategy config's cash per week "
+                                 "(default: every week spends all the cash)")
         parser.add_argument("--commission", help="commission rate per side, overrides the table (e.g. 0.00015)")
         parser.add_argument("--tax", help="sell tax rate, overrides the dated table (e.g. 0.002)")
         parser.add_argument("--slippage-ticks", type=int, default=0)
@@ -70,7 +73,8 @@ class Command(BaseCommand):
             run = create_backtest_run(
                 owner, strategy_key=o["strategy"], params=params, codes=o["codes"].split(","),
                 start=_date(o["start"]), end=_date(o["end"]), initial_cash=o["cash"],
-                max_positions=o["max_positions"], commission=_rate(o["commission"], "commission"),
+                max_positions=o["max_positions"], cash_per_week=o["cash_per_week"],
+                commission=_rate(o["commission"], "commission"),
                 tax=_rate(o["tax"], "tax"), slippage_ticks=o["slippage_ticks"],
             )
             execute_backtest_run(run)
