@@ -21,4 +21,4 @@ RUN DEBUG=False SECRET_KEY=build-only FIELD_ENCRYPTION_KEYS=$(python -c "from cr
  && useradd --create-home --uid 10001 trader && mkdir -p /app/var && chown -R trader /app/var /app/staticfiles
 USER trader
 EXPOSE 8000
-CMD ["gunicorn", "trading_site.wsgi:application", "--bind", "0.0.0.0:8000", "--workers", "3", "--access-logfile", "-"]
+CMD ["gunicorn", "trading_site.wsgi:application", "--bind", "0.0.0.0:8000", "--workers", "3", "--timeout", "30", "--preload", "--access-logfile", "-"]

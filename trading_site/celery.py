@@ -3,6 +3,7 @@
 import os
 
 from celery import Celery
+from celery.signals import worker_init
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "trading_site.settings")
 
@@ -21,3 +22,12 @@ def _make_filesystem_queue_dirs(sender, **kwargs):
         folders.append(result_backend[len("file://"):])
     for folder in filter(None, folders):
         os.makedirs(folder, exist_ok=True)
+
+
+@worker_init.connect
+def _build_the_krx_calendar(**kwargs):
+    """Build the KRX calendar (seconds) once in the worker's main process, before the pool forks, so
+    no 09:05 job spends its first seconds on it."""
+    from market.krx import krx_calendar
+
+    krx_calendar()

@@ -12,6 +12,7 @@ from datetime import time, timedelta
 from pathlib import Path
 
 import environ
+from csp.constants import NONCE, NONE, SELF, UNSAFE_INLINE
 from django.core.exceptions import ImproperlyConfigured
 from django.utils.translation import gettext_lazy as _
 
@@ -62,6 +63,7 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "django_htmx",
+    "csp",
     "django_celery_beat",
     "allauth",
     "allauth.account",
@@ -82,6 +84,8 @@ MIDDLEWARE = [
     "whitenoise.middleware.WhiteNoiseMiddleware",
     # A total time budget for the broker calls of each request (BROKER_WEB_DEADLINE_SECONDS).
     "market.middleware.BrokerDeadlineMiddleware",
+    # The Content-Security-Policy header (CONTENT_SECURITY_POLICY below).
+    "csp.middleware.CSPMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "trading_site.middleware.KoreanFirstLocaleMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -430,6 +434,32 @@ SECURE_REFERRER_POLICY = "same-origin"
 if env.bool("BEHIND_TLS_PROXY", default=False):
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 X_FRAME_OPTIONS = "DENY"
+
+# Content-Security-Policy (django-csp): scripts, styles, fonts and data requests only from this site.
+# The templates have no inline script or event handler (static/js/site.js does what `onchange` and
+# `onsubmit` used to); a template that really needs an inline <script> or <style> gives it
+# `nonce="{{ request.csp_nonce }}"`. HTMX runs with allowEval off and its indicator styles in site.css
+# (the htmx-config meta tag in base.html), so neither 'unsafe-eval' nor inline <style> is needed.
+# Style *attributes* stay allowed ('unsafe-inline' in style-src-attr only): the backtest progress bars
+# and heat maps size and colour cells with them (strategies templates); an attribute cannot run a script
+# or style anything but its own element, the images it could name are limited by img-src, and nothing
+# untrusted reaches one (autoescaping; the report sanitiser allows no style attribute). Forms may post to this site and, for Kakao login, to
+# Kakao's OAuth pages: Chromium applies form-action to the redirect that follows the POST.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": [SELF],
+        "script-src": [SELF, NONCE],
+        "style-src": [SELF, NONCE],
+        "style-src-attr": [UNSAFE_INLINE],
+        "img-src": [SELF, "data:"],
+        "font-src": [SELF],
+        "connect-src": [SELF],
+        "object-src": [NONE],
+        "base-uri": [SELF],
+        "form-action": [SELF, "https://kauth.kakao.com", "https://accounts.kakao.com"],
+        "frame-ancestors": [NONE],
+    }
+}
 
 # --- Logging ------------------------------------------------------------------------------------
 LOG_LEVEL = env("LOG_LEVEL", default="INFO")

@@ -1,6 +1,8 @@
+from allauth.account.decorators import secure_admin_login
 from django.contrib import admin
 from django.urls import include, path
-from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
+from django.views.generic import RedirectView
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 from rest_framework.routers import DefaultRouter
 from rest_framework.throttling import ScopedRateThrottle
 from rest_framework_simplejwt.views import TokenBlacklistView, TokenObtainPairView, TokenRefreshView
@@ -20,6 +22,11 @@ from reports.api import WeeklyReportDetailView, WeeklyReportListView
 from strategies.api import BacktestRunViewSet, StrategyConfigViewSet, StrategyListView
 
 from . import views
+
+# The admin has no password form of its own: /admin/login/ sends to the site's login (allauth), so the
+# same rate limits and failed-login lockout apply; staff come back to the admin page they asked for,
+# other users get 403.
+admin.site.login = secure_admin_login(admin.site.login)
 
 
 class LoginThrottledTokenObtainPairView(TokenObtainPairView):
@@ -52,14 +59,17 @@ api_patterns = [
     path("reports/", WeeklyReportListView.as_view(), name="report-list"),
     path("reports/<str:week>/", WeeklyReportDetailView.as_view(), name="report-detail"),
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
-    path("docs/", SpectacularSwaggerView.as_view(url_name="api:schema"), name="swagger"),
-    path("redoc/", SpectacularRedocView.as_view(url_name="api:schema"), name="redoc"),
+    # The split view serves Swagger UI's start-up script from its own URL (?script), not inline: CSP.
+    path("docs/", SpectacularSwaggerSplitView.as_view(url_name="api:schema"), name="swagger"),
+    # Redoc is not served (it needs what the CSP forbids: inline styles, web fonts); old links land on Swagger UI.
+    path("redoc/", RedirectView.as_view(pattern_name="api:swagger", permanent=True)),
     path("", include(router.urls)),
 ]
 
 urlpatterns = [
     path("", views.dashboard, name="dashboard"),
     path("healthz", views.healthz, name="healthz"),
+    path("favicon.ico", views.favicon, name="favicon"),
     path("token", TokenFormView.as_view(), name="token_form"),
     path("prices/<str:symbol>", PricesView.as_view(), name="prices"),
     path("trade/<str:symbol>", TradeView.as_view(), name="trade"),

@@ -1,7 +1,8 @@
 from django.contrib.auth.decorators import login_required
 from django.http import JsonResponse
-from django.shortcuts import render
-from django.views.decorators.cache import never_cache
+from django.shortcuts import redirect, render
+from django.templatetags.static import static
+from django.views.decorators.cache import cache_control, never_cache
 from django.views.decorators.http import require_GET
 
 from orders.selectors import dashboard_for
@@ -14,6 +15,14 @@ from .health import health_report
 def healthz(request):
     report = health_report()
     return JsonResponse(report.as_dict(), status=200 if report.healthy else 503)
+
+
+@require_GET
+@cache_control(max_age=86400, public=True)
+def favicon(request):
+    """/favicon.ico, which browsers and tools ask for on pages without an icon link (the admin, Swagger UI):
+    the static icon, under its hashed name when the static files are collected."""
+    return redirect(static("favicon.ico"))
 
 
 @login_required

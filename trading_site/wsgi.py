@@ -4,3 +4,14 @@ from django.core.wsgi import get_wsgi_application
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "trading_site.settings")
 application = get_wsgi_application()
+
+# With DEBUG off, a server started before `collectstatic` would answer 500 on every page: refuse to start.
+from trading_site.static_check import ensure_static_files_collected  # noqa: E402
+
+ensure_static_files_collected()
+
+# The KRX calendar takes seconds to build (more on a busy machine): build it while the server starts, not
+# inside the first request that needs it (which has a broker budget and a worker time-out to keep).
+from market.krx import krx_calendar  # noqa: E402
+
+krx_calendar()

@@ -1,5 +1,6 @@
 """Start-up errors name the missing variable; production settings pass `check --deploy`."""
 
+import json
 import os
 import subprocess
 import sys
@@ -38,6 +39,17 @@ def test_missing_variable_is_named_at_start_up(missing):
 
 
 def test_production_settings_pass_check_deploy(tmp_path):
+    # collected static files (a manifest naming every source file; test_static_check covers the rest)
+    from trading_site.static_check import _source_paths
+
+    paths = {path: path for path in _source_paths()}
+    (tmp_path / "staticfiles.json").write_text(json.dumps({"version": "1.1", "paths": paths}), encoding="utf-8")
     result = run_manage("check", "--deploy", "--fail-level", "WARNING",
                         extra_env={**PRODUCTION, "STATIC_ROOT": str(tmp_path)})
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_check_deploy_fails_before_collectstatic(tmp_path):
+    result = run_manage("check", "--deploy", extra_env={**PRODUCTION, "STATIC_ROOT": str(tmp_path)})
+    assert result.returncode != 0
+    assert "trading_site.E001" in result.stderr and "collectstatic --noinput" in result.stderr
