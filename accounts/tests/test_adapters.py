@@ -175,3 +175,12 @@ def test_one_setting_decides_the_client_address_for_allauth_and_drf(count, clien
     assert result.returncode == 0, result.stderr
     seen = json.loads(result.stdout.strip().splitlines()[-1])
     assert seen == {"setting": int(count or 0), "allauth": client_address, "drf": client_address}
+
+
+def test_the_429_page_is_the_sites_own_in_korean(clock, client, bob):
+    for _ in range(LOGIN_POSTS_PER_MIN):
+        client.post("/accounts/login/", {"login": "nobody", "password": "wrong"})
+    response = client.post("/accounts/login/", {"login": "nobody", "password": "wrong"})
+    assert response.status_code == 429
+    page = response.content.decode()
+    assert "시도가 너무 많습니다" in page and "Too Many Requests" not in page
