@@ -3,13 +3,16 @@ from __future__ import annotations
 from django.conf import settings
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.utils.translation import gettext as _
-from drf_spectacular.utils import OpenApiResponse, extend_schema
+from drf_spectacular.extensions import OpenApiViewExtension
+from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework import mixins, parsers, permissions, status, viewsets
 from rest_framework.exceptions import PermissionDenied, Throttled, ValidationError
 from rest_framework.response import Response
 from rest_framework.throttling import ScopedRateThrottle
 from rest_framework.views import APIView
 from rest_framework_simplejwt.tokens import RefreshToken
+
+from trading_site.api import Conflict, ErrorSerializer
 
 from . import selectors, services
 from .models import BrokerAccount
@@ -27,6 +30,19 @@ class MeView(APIView):
         return Response(UserSerializer(request.user).data)
 
 
+NOT_THE_OWNER = OpenApiResponse(ErrorSerializer, description="staff see every account but change only their own")
+
+
+@extend_schema_view(
+    update=extend_schema(responses={200: BrokerAccountSerializer, 403: NOT_THE_OWNER}),
+    partial_update=extend_schema(responses={200: BrokerAccountSerializer, 403: NOT_THE_OWNER}),
+    destroy=extend_schema(responses={
+        204: None,
+        403: NOT_THE_OWNER,
+        409: OpenApiResponse(ErrorSerializer, description="orders or strategy configs refer to the account: it is "
+                                                          "kept; deactivate its strategies or halt it instead"),
+    }),
+)
 class BrokerAccountViewSet(
     mixins.ListModelMixin,
     mixins.RetrieveModelMixin,
@@ -50,7 +66,10 @@ class BrokerAccountViewSet(
         try:
             serializer.instance = services.save_broker_account(account, **serializer.validated_data)
         except DjangoValidationError as exc:
-            raise ValidationError(exc.message_dict) from exc
+            # A rule of the whole account (Django's "__all__") is DRF's non_field_errors.
+            errors = {"non_field_errors" if name == "__all__" else name: messages
+                      for name, messages in exc.message_dict.items()}
+            raise ValidationError(errors) from exc
 
     def perform_create(self, serializer):
         self._save(serializer, BrokerAccount(owner=self.request.user))
@@ -61,7 +80,10 @@ class BrokerAccountViewSet(
 
     def perform_destroy(self, instance):
         self._require_owner(instance)
-        services.delete_broker_account(instance)
+        try:
+            services.delete_broker_account(instance)
+        except services.BrokerAccountInUse as error:
+            raise Conflict(str(error)) from error
 
 
 class TokenFormView(APIView):
@@ -80,8 +102,8 @@ class TokenFormView(APIView):
         request=TokenFormSerializer,
         responses={
             200: TokenFormResponseSerializer,
-            401: OpenApiResponse(description="Wrong username or password."),
-            429: OpenApiResponse(description="Too many attempts or failed logins; try again later."),
+            401: OpenApiResponse(ErrorSerializer, description="Wrong username or password."),
+            429: OpenApiResponse(ErrorSerializer, description="Too many attempts or failed logins; try again later."),
         },
     )
     def post(self, request):
@@ -110,3 +132,25 @@ class TokenFormView(APIView):
             },
             status=status.HTTP_200_OK,
         )
+
+
+class SimpleJwtViewsSchema(OpenApiViewExtension):
+    """simplejwt's token views (`/api/token/`, `/api/token/refresh/`, `/api/token/logout/`) answer 401
+    for wrong credentials or an invalid, expired or blacklisted token: documented here, since the
+    views are the library's."""
+
+    target_class = "rest_framework_simplejwt.views.TokenViewBase"
+    match_subclasses = True
+
+    def view_replacement(self):
+        unauthorised = OpenApiResponse(
+            ErrorSerializer, description="wrong username or password, or an invalid, expired or blacklisted token"
+        )
+        response = self.target.get_serializer_class(self.target())
+
+        class Documented(self.target):
+            @extend_schema(responses={200: response, 401: unauthorised})
+            def post(self, request, *args, **kwargs):
+                return super().post(request, *args, **kwargs)
+
+        return Documented

@@ -2,13 +2,16 @@ from __future__ import annotations
 
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import update_last_login
+from django.core.validators import RegexValidator
 from django.utils.translation import gettext_lazy as _
 from rest_framework import exceptions, serializers
 from rest_framework_simplejwt.serializers import TokenObtainPairSerializer
 from rest_framework_simplejwt.settings import api_settings as jwt_settings
 
+from trading_site.api import JsonTypesMixin
+
 from . import services
-from .models import BrokerAccount
+from .models import BrokerAccount, account_number_validator
 
 
 class UserSerializer(serializers.ModelSerializer):
@@ -18,13 +21,15 @@ class UserSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
-class BrokerAccountSerializer(serializers.ModelSerializer):
+class BrokerAccountSerializer(JsonTypesMixin, serializers.ModelSerializer):
     """Secrets are write-only; reads give masked values only."""
 
     app_key = serializers.CharField(write_only=True, required=False, allow_blank=True, trim_whitespace=True)
     app_secret = serializers.CharField(write_only=True, required=False, allow_blank=True, trim_whitespace=True)
     account_number = serializers.CharField(
-        write_only=True, required=False, allow_blank=True, max_length=8, trim_whitespace=True
+        write_only=True, required=False, allow_blank=True, max_length=8, trim_whitespace=True,
+        validators=[RegexValidator(r"^([0-9]{8})?$", account_number_validator.message)],
+        help_text="the first 8 digits of the account number; blank keeps the stored one",
     )
     masked_app_key = serializers.CharField(read_only=True)
     masked_account_number = serializers.CharField(read_only=True)
@@ -45,11 +50,21 @@ class BrokerAccountSerializer(serializers.ModelSerializer):
         # Uniqueness and cross-field rules are checked by the service on the model.
         validators: list = []
 
+    def validate_name(self, value: str) -> str:
+        request = self.context.get("request")
+        if request is not None:
+            taken = BrokerAccount.objects.filter(owner=request.user, name=value)
+            if self.instance is not None:
+                taken = taken.exclude(pk=self.instance.pk)
+            if taken.exists():
+                raise serializers.ValidationError("같은 이름의 계좌가 이미 있습니다.")
+        return value
+
     def get_has_app_secret(self, obj: BrokerAccount) -> bool:
         return bool(obj.app_secret)
 
 
-class TokenFormSerializer(serializers.Serializer):
+class TokenFormSerializer(JsonTypesMixin, serializers.Serializer):
     """The design's `POST /token` form: username and password as form fields."""
 
     username = serializers.CharField(label=_("username"))

@@ -9,6 +9,7 @@ from allauth.account.adapter import get_adapter
 from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 from django.db import transaction
+from django.db.models import ProtectedError
 from django.utils import timezone
 
 from .crypto import rotate
@@ -86,10 +87,27 @@ def create_broker_account(owner, **fields) -> BrokerAccount:
     return save_broker_account(BrokerAccount(owner=owner), **fields)
 
 
+class BrokerAccountInUse(Exception):
+    """An account that orders or strategy configs refer to is kept (the trading history needs it)."""
+
+    def __init__(self, account: BrokerAccount):
+        self.account = account
+        super().__init__(
+            f"'{account.name}' 계좌는 주문 기록이 있거나 이 계좌로 매매하는 전략이 있어 삭제하지 않았습니다. "
+            "매매를 멈추려면 이 계좌의 전략을 비활성화하거나 계좌의 매매를 정지하세요."
+        )
+
+
 @transaction.atomic
 def delete_broker_account(account: BrokerAccount) -> None:
+    """Delete an account nothing refers to; one with orders on record or strategy configs trading
+    through it raises BrokerAccountInUse and stays as it was."""
     owner_id, was_default = account.owner_id, account.is_default
-    account.delete()
+    try:
+        with transaction.atomic():
+            account.delete()
+    except ProtectedError as error:
+        raise BrokerAccountInUse(account) from error
     if was_default:
         successor = BrokerAccount.objects.filter(owner_id=owner_id).order_by("pk").first()
         if successor:

@@ -52,6 +52,10 @@ def broker_account_delete(request, pk: int):
     account = selectors.broker_account_for(request.user, pk)
     if account.owner_id != request.user.pk:
         return render(request, "404.html", status=404)
-    services.delete_broker_account(account)
+    try:
+        services.delete_broker_account(account)
+    except services.BrokerAccountInUse as error:
+        messages.error(request, str(error))
+        return redirect("accounts:broker_account_list")
     messages.success(request, _("Broker account deleted."))
     return redirect("accounts:broker_account_list")

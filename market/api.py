@@ -7,13 +7,20 @@ from django.db.models import Count, Max, Min
 from django.http import HttpResponse
 from django.utils.translation import gettext as _
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_view
+from drf_spectacular.utils import (
+    OpenApiParameter,
+    OpenApiResponse,
+    extend_schema,
+    extend_schema_field,
+    extend_schema_view,
+)
 from rest_framework import generics, serializers
 from rest_framework.exceptions import APIException, NotFound
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts.selectors import broker_accounts_for, default_broker_account
+from trading_site.api import ErrorSerializer, ValidationErrorSerializer
 
 from . import selectors
 from .brokers import broker_for
@@ -23,13 +30,50 @@ from .models import BarSource, Instrument, Outlier, WeeklyAnalysis
 from .services import test_broker_connection
 
 
+@extend_schema_field({"type": "string", "format": "decimal", "description": "a decimal number as text, as the "
+                                                                      "broker gives it (any precision)"})
+class DecimalTextField(serializers.CharField):
+    """A broker's decimal as text: documented without DRF's digit limits, which the answer need not keep."""
+
+
+class HoldingSerializer(serializers.Serializer):
+    code = serializers.CharField()
+    name = serializers.CharField()
+    quantity = serializers.IntegerField()
+    sellable_quantity = serializers.IntegerField()
+    average_price = DecimalTextField()
+    purchase_amount = serializers.IntegerField()
+    current_price = serializers.IntegerField()
+    evaluation_amount = serializers.IntegerField()
+    profit_amount = serializers.IntegerField()
+    profit_rate = DecimalTextField(help_text="percent")
+    today_bought = serializers.IntegerField()
+    today_sold = serializers.IntegerField()
+
+
+class ConnectionTestSerializer(serializers.Serializer):
+    ok = serializers.BooleanField()
+    mode = serializers.CharField(help_text="paper, simulated or real")
+    cash = serializers.IntegerField(help_text="cash deposit, KRW")
+    total_evaluation = serializers.IntegerField(help_text="KRW")
+    holdings = HoldingSerializer(many=True)
+    error = serializers.CharField(allow_blank=True, help_text="the broker's error, in Korean; empty when ok")
+    error_code = serializers.CharField(allow_blank=True, help_text="the broker's error code, when it gave one")
+
+
+class ConnectionTestErrorSerializer(ConnectionTestSerializer):
+    detail = serializers.CharField(help_text="the same message as `error`")
+
+
 class ConnectionTestView(APIView):
     """Issue (or reuse) a token and read the balance of one of your broker accounts."""
 
     @extend_schema(request=None, responses={
-        200: OpenApiResponse(description="cash and holdings"),
-        502: OpenApiResponse(description="the broker refused or failed: `ok` false, the message in `error`"),
-        504: OpenApiResponse(description="the broker did not answer within BROKER_WEB_DEADLINE_SECONDS: `ok` "
+        200: OpenApiResponse(ConnectionTestSerializer, description="cash and holdings"),
+        502: OpenApiResponse(ConnectionTestSerializer,
+                             description="the broker refused or failed: `ok` false, the message in `error`"),
+        504: OpenApiResponse(ConnectionTestErrorSerializer,
+                             description="the broker did not answer within BROKER_WEB_DEADLINE_SECONDS: `ok` "
                                          "false, the Korean message in `error` and `detail`"),
     })
     def post(self, request, pk: int):
@@ -58,6 +102,9 @@ MAX_ANALYSIS_WEEKS = 520
 MAX_QUERY_LENGTH = 50
 _JSON_SEPARATORS = (",", ":")
 PRICE_POINT = '{"date":"%s","close":%d}'
+# `fields` of the bars: names of selectors.BAR_FIELDS separated by commas (spaces and empty names ignored).
+_BAR_FIELD = "(" + "|".join(selectors.BAR_FIELDS) + ")"
+BAR_FIELDS_PATTERN = rf"^ *({_BAR_FIELD} *)?(, *({_BAR_FIELD} *)?)*$"
 SOURCE_HELP = (
     "where the prices come from: demo = the demo market's synthetic prices (not real), csv = imported from a "
     "CSV file, kis = from KIS. A code's series is never a mix of demo and real bars."
@@ -111,8 +158,8 @@ def _instrument_or_404(code: str) -> Instrument:
     return instrument
 
 
-class MarketErrorSerializer(serializers.Serializer):
-    detail = serializers.CharField()
+# The API's one error body (`{"detail": "..."}`), under the name this module used to give it.
+MarketErrorSerializer = ErrorSerializer
 
 
 class PricePointSerializer(serializers.Serializer):
@@ -229,7 +276,7 @@ SYMBOL_PARAM = OpenApiParameter(
 )
 START_PARAM = OpenApiParameter("start", OpenApiTypes.DATE, description="first date, YYYY-MM-DD (inclusive)")
 END_PARAM = OpenApiParameter("end", OpenApiTypes.DATE, description="last date, YYYY-MM-DD (inclusive)")
-BAD_REQUEST = OpenApiResponse(MarketErrorSerializer, description="a bad parameter, with a message")
+BAD_REQUEST = OpenApiResponse(ValidationErrorSerializer, description="a bad parameter, with a message")
 NOT_FOUND = OpenApiResponse(MarketErrorSerializer, description="unknown instrument code")
 
 
@@ -263,8 +310,9 @@ class PricesView(APIView):
         tags=["market"],
         parameters=[
             OpenApiParameter(
-                "q", str,
-                description="search: code prefix (0059), Korean name (삼성), initial consonants (ㅅㅅㅈㅈ), English name",
+                "q", {"type": "string", "maxLength": MAX_QUERY_LENGTH},
+                description="search: code prefix (0059), Korean name (삼성), initial consonants (ㅅㅅㅈㅈ), English "
+                            f"name; at most {MAX_QUERY_LENGTH} characters",
             ),
         ],
         responses={200: InstrumentSerializer(many=True), 400: BAD_REQUEST},
@@ -277,8 +325,9 @@ class InstrumentListView(generics.ListAPIView):
     queryset = Instrument.objects.order_by("code")
 
     def list(self, request, *args, **kwargs):
-        query = request.query_params.get("q", "").strip()
-        if len(query) > MAX_QUERY_LENGTH:
+        raw = request.query_params.get("q", "")
+        query = raw.strip()
+        if len(raw) > MAX_QUERY_LENGTH:  # as the schema's maxLength says: the text as sent
             raise BadRequest(
                 _("The search text is too long (at most %(count)d characters).") % {"count": MAX_QUERY_LENGTH}
             )
@@ -311,7 +360,7 @@ class InstrumentBarsView(APIView):
             START_PARAM,
             END_PARAM,
             OpenApiParameter(
-                "fields", str,
+                "fields", {"type": "string", "pattern": BAR_FIELDS_PATTERN},
                 description=f"comma-separated, from {', '.join(selectors.BAR_FIELDS)}; "
                 "default open,high,low,close,volume (date is always included)",
             ),
@@ -320,8 +369,11 @@ class InstrumentBarsView(APIView):
     )
     def get(self, request, code: str):
         start, end = _date_range(request.query_params)
+        raw_fields = request.query_params.get("fields")
         try:
-            fields = selectors.parse_bar_fields(request.query_params.get("fields"))
+            if raw_fields and not re.fullmatch(BAR_FIELDS_PATTERN, raw_fields):
+                raise ValueError(raw_fields)
+            fields = selectors.parse_bar_fields(raw_fields)
         except ValueError as error:
             raise BadRequest(
                 _("Unknown field(s): %(fields)s. Choose from %(allowed)s.")
@@ -370,13 +422,14 @@ class InstrumentAnalysisView(APIView):
         parameters=[
             CODE_PARAM,
             OpenApiParameter(
-                "weeks", int, description=f"how many of the latest weeks, 1-{MAX_ANALYSIS_WEEKS} (default 12)",
+                "weeks", {"type": "integer", "minimum": 1, "maximum": MAX_ANALYSIS_WEEKS, "default": 12},
+                description=f"how many of the latest weeks, 1-{MAX_ANALYSIS_WEEKS} (default 12)",
             ),
         ],
         responses={200: AnalysisSerializer, 400: BAD_REQUEST, 404: NOT_FOUND},
     )
     def get(self, request, code: str):
-        raw = request.query_params.get("weeks", "12")
+        raw = request.query_params.get("weeks") or "12"
         try:
             weeks = int(raw)
         except ValueError:

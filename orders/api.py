@@ -16,6 +16,8 @@ from rest_framework.exceptions import NotFound, ParseError, PermissionDenied
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from trading_site.api import ErrorSerializer, ValidationErrorSerializer
+
 from . import selectors, services
 from .models import Fill, Order, OrderStatus, TradeLog
 from .serializers import (
@@ -24,8 +26,8 @@ from .serializers import (
     OrderDetailSerializer,
     OrderFilterSerializer,
     OrderSerializer,
-    OrdersErrorSerializer,
     PositionSerializer,
+    PositionsFilterSerializer,
     TradeLogFilterSerializer,
     TradeLogSerializer,
     TradeRequestSerializer,
@@ -41,16 +43,6 @@ def _filters(serializer_class, params) -> dict:
     form = serializer_class(data={key: value for key, value in params.items() if value not in ("", None)})
     form.is_valid(raise_exception=True)
     return dict(form.validated_data)
-
-
-def _params(serializer_class) -> list[OpenApiParameter]:
-    return [
-        OpenApiParameter(name, OpenApiTypes.DATE if name in ("start", "end") else
-                         OpenApiTypes.INT if name in ("account", "order") else OpenApiTypes.STR,
-                         OpenApiParameter.QUERY, required=False, description=str(field.help_text or ""),
-                         enum=list(field.choices) if hasattr(field, "choices") else None)
-        for name, field in serializer_class().fields.items()
-    ]
 
 
 # ------------------------------------------------------------------------------------------- POST /trade/{symbol}
@@ -106,18 +98,23 @@ class TradeView(APIView):
         ),
         parameters=[
             OpenApiParameter("symbol", OpenApiTypes.STR, OpenApiParameter.PATH, description="6-digit code, e.g. 005930"),
-            OpenApiParameter("Idempotency-Key", OpenApiTypes.STR, OpenApiParameter.HEADER, required=False,
-                             description="any unique string (≤ 200 chars) per intended order, e.g. a UUID"),
+            OpenApiParameter("Idempotency-Key", {"type": "string", "minLength": 1, "maxLength": 200,
+                                                 "pattern": "^[!-~]([ -~]*[!-~])?$"},
+                             OpenApiParameter.HEADER, required=False,
+                             description="any unique string (≤ 200 printable characters) per intended order, e.g. a "
+                                         "UUID"),
         ],
         request=TradeRequestSerializer,
         responses={
             201: OpenApiResponse(TradeResponseSerializer, description="the order, after its send"),
             200: OpenApiResponse(TradeResponseSerializer, description="idempotent replay: the existing order"),
-            400: OpenApiResponse(OrdersErrorSerializer, description="bad input, e.g. an unknown code or an off-tick "
-                                                                 "price; nothing is stored"),
-            404: OpenApiResponse(OrdersErrorSerializer, description="the account is not one of yours"),
-            409: OpenApiResponse(OrdersErrorSerializer, description="you have no broker account"),
-            422: OpenApiResponse(OrdersErrorSerializer, description="Idempotency-Key reused for a different order"),
+            400: OpenApiResponse(ValidationErrorSerializer, description="bad input, e.g. an unknown code or an "
+                                                                        "off-tick price; nothing is stored"),
+            404: OpenApiResponse(ValidationErrorSerializer, description="the account is not one of yours"),
+            409: OpenApiResponse(ValidationErrorSerializer, description="you have no broker account"),
+            422: OpenApiResponse(ValidationErrorSerializer, description="Idempotency-Key reused for a different order"),
+            504: OpenApiResponse(ErrorSerializer, description="the broker did not answer in time; the order is "
+                                                              "stored and checked against the broker's orders"),
         },
     )
     def post(self, request, symbol: str):
@@ -144,9 +141,8 @@ class TradeView(APIView):
 
 # ------------------------------------------------------------------------------------------- orders, fills, logs
 @extend_schema_view(
-    list=extend_schema(tags=TAGS, parameters=_params(OrderFilterSerializer),
-                       responses={200: OrderSerializer(many=True), 400: OrdersErrorSerializer}),
-    retrieve=extend_schema(tags=TAGS, responses={200: OrderDetailSerializer, 404: OrdersErrorSerializer}),
+    list=extend_schema(tags=TAGS, parameters=[OrderFilterSerializer], responses={200: OrderSerializer(many=True)}),
+    retrieve=extend_schema(tags=TAGS, responses={200: OrderDetailSerializer}),
 )
 class OrderViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
     """Your orders, newest first (filters: status, side, code, start/end trading date, reason, account);
@@ -164,8 +160,8 @@ class OrderViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Ge
 
 
 @extend_schema_view(
-    list=extend_schema(tags=TAGS, parameters=_params(FillFilterSerializer), responses={200: FillSerializer(many=True)}),
-    retrieve=extend_schema(tags=TAGS, responses={200: FillSerializer, 404: OrdersErrorSerializer}),
+    list=extend_schema(tags=TAGS, parameters=[FillFilterSerializer], responses={200: FillSerializer(many=True)}),
+    retrieve=extend_schema(tags=TAGS, responses={200: FillSerializer}),
 )
 class FillViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
     """Fills of your orders, newest first (one row per increment of an order's filled quantity)."""
@@ -181,9 +177,9 @@ class FillViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gen
 
 
 @extend_schema_view(
-    list=extend_schema(tags=TAGS, parameters=_params(TradeLogFilterSerializer),
+    list=extend_schema(tags=TAGS, parameters=[TradeLogFilterSerializer],
                        responses={200: TradeLogSerializer(many=True)}),
-    retrieve=extend_schema(tags=TAGS, responses={200: TradeLogSerializer, 404: OrdersErrorSerializer}),
+    retrieve=extend_schema(tags=TAGS, responses={200: TradeLogSerializer}),
 )
 class TradeLogViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
     """The design's trade log: one row per executed trade (fill) of yours."""
@@ -223,27 +219,22 @@ class PositionsView(APIView):
 
     @extend_schema(
         tags=TAGS, operation_id="positions_list",
-        parameters=[
-            OpenApiParameter("by", OpenApiTypes.STR, OpenApiParameter.QUERY, enum=["account", "config"],
-                             description="group by broker account (default) or by strategy config"),
-            OpenApiParameter("account", OpenApiTypes.INT, OpenApiParameter.QUERY, required=False,
-                             description="only this broker account of yours"),
-        ],
-        responses={200: PositionSerializer(many=True), 400: OrdersErrorSerializer, 404: OrdersErrorSerializer},
+        parameters=[PositionsFilterSerializer],
+        responses={200: PositionSerializer(many=True),
+                   404: OpenApiResponse(ErrorSerializer, description="`account` is not one of yours")},
     )
     def get(self, request):
-        by = request.query_params.get("by") or "account"
-        if by not in ("account", "config"):
-            return Response({"detail": _("by must be account or config.")}, status=status.HTTP_400_BAD_REQUEST)
-        account_id = request.query_params.get("account")
-        if account_id not in (None, "") and selectors.own_account(request.user, account_id) is None:
+        filters = _filters(PositionsFilterSerializer, request.query_params)
+        by = filters.get("by") or "account"
+        account_id = filters.get("account")
+        if account_id is not None and selectors.own_account(request.user, account_id) is None:
             raise NotFound()
         groups = (selectors.positions_by_account(request.user) if by == "account"
                   else selectors.positions_by_config(request.user))
         rows = []
         for owner, positions in groups:
             account = owner if by == "account" else owner.broker_account
-            if account_id not in (None, "") and (account is None or str(account.pk) != str(account_id)):
+            if account_id is not None and (account is None or account.pk != account_id):
                 continue
             rows.extend(_position_rows(by, owner, positions))
         return Response(PositionSerializer(rows, many=True).data)
@@ -273,9 +264,9 @@ class TradingControlView(APIView):
 
     @extend_schema(
         tags=TAGS, operation_id="trading_control_update", request=TradingControlRequestSerializer,
-        responses={200: TradingControlSerializer, 400: OrdersErrorSerializer,
-                   403: OpenApiResponse(OrdersErrorSerializer, description="the global switch is staff only"),
-                   404: OpenApiResponse(OrdersErrorSerializer, description="not one of your accounts")},
+        responses={200: TradingControlSerializer,
+                   403: OpenApiResponse(ErrorSerializer, description="the global switch is staff only"),
+                   404: OpenApiResponse(ErrorSerializer, description="not one of your accounts")},
     )
     def post(self, request):
         form = TradingControlRequestSerializer(data=request.data)

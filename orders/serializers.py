@@ -8,6 +8,8 @@ import re
 from drf_spectacular.extensions import OpenApiSerializerFieldExtension
 from rest_framework import serializers
 
+from trading_site.api import MAX_ID, ErrorSerializer, JsonTypesMixin
+
 from .models import Fill, Order, OrderReason, OrderSide, OrderStatus, TradeLog
 
 
@@ -99,7 +101,8 @@ class OrderFilterSerializer(serializers.Serializer):
     start = serializers.DateField(required=False, help_text="first trading date, YYYY-MM-DD")
     end = serializers.DateField(required=False, help_text="last trading date, YYYY-MM-DD")
     reason = OrderReasonField(required=False)
-    account = serializers.IntegerField(min_value=1, required=False, help_text="one of your broker account ids")
+    account = serializers.IntegerField(min_value=1, max_value=MAX_ID, required=False,
+                                       help_text="one of your broker account ids")
 
     def validate(self, attrs):
         if attrs.get("start") and attrs.get("end") and attrs["start"] > attrs["end"]:
@@ -112,7 +115,7 @@ class FillFilterSerializer(serializers.Serializer):
     side = serializers.ChoiceField(choices=OrderSide.choices, required=False)
     start = serializers.DateField(required=False, help_text="first fill date (Seoul), YYYY-MM-DD")
     end = serializers.DateField(required=False, help_text="last fill date (Seoul), YYYY-MM-DD")
-    order = serializers.IntegerField(min_value=1, required=False)
+    order = serializers.IntegerField(min_value=1, max_value=MAX_ID, required=False, help_text="one order's fills")
 
 
 class TradeLogFilterSerializer(serializers.Serializer):
@@ -121,6 +124,18 @@ class TradeLogFilterSerializer(serializers.Serializer):
     start = serializers.DateField(required=False)
     end = serializers.DateField(required=False)
     reason = OrderReasonField(required=False)
+
+
+class PositionsFilterSerializer(serializers.Serializer):
+    """Query parameters of `GET /api/positions/` (all optional)."""
+
+    by = serializers.ChoiceField(
+        choices=[("account", "account"), ("config", "config")], required=False,
+        help_text="group by broker account (default) or by strategy config",
+        error_messages={"invalid_choice": "by는 account(계좌별) 또는 config(전략별)이어야 합니다."},
+    )
+    account = serializers.IntegerField(min_value=1, max_value=MAX_ID, required=False,
+                                       help_text="only this broker account of yours")
 
 
 class TradeLogSerializer(serializers.ModelSerializer):
@@ -173,14 +188,14 @@ TradingControlSerializer._declared_fields["global"] = ControlStateSerializer(
     help_text="the site-wide switch: when halted, no account sends any new order")
 
 
-class TradingControlRequestSerializer(serializers.Serializer):
+class TradingControlRequestSerializer(JsonTypesMixin, serializers.Serializer):
     action = serializers.ChoiceField(
         choices=[("halt", "halt"), ("resume", "resume")],
         error_messages={"invalid_choice": "action은 halt(정지) 또는 resume(재개)이어야 합니다.",
                         "required": "action(halt 또는 resume)을 지정하세요."},
     )
     account = serializers.IntegerField(
-        required=False, allow_null=True, min_value=1,
+        required=False, allow_null=True, min_value=1, max_value=MAX_ID,
         help_text="one of your broker account ids; leave out for the global switch (staff only)",
         error_messages={"invalid": "account는 계좌 id(정수)여야 합니다."},
     )
@@ -233,8 +248,10 @@ class TradeRequestSerializer(serializers.Serializer):
                         "max_string_length": "price(지정가)가 너무 깁니다."},
     )
     account = WholeNumberField(
-        required=False, allow_null=True, min_value=1, help_text="one of your broker account ids; default account if omitted",
-        error_messages={"invalid": "account는 계좌 id(정수)여야 합니다.", "min_value": "account는 계좌 id(정수)여야 합니다."},
+        required=False, allow_null=True, min_value=1, max_value=MAX_ID,
+        help_text="one of your broker account ids; default account if omitted",
+        error_messages={"invalid": "account는 계좌 id(정수)여야 합니다.", "min_value": "account는 계좌 id(정수)여야 합니다.",
+                        "max_value": "account는 계좌 id(정수)여야 합니다."},
     )
 
 
@@ -254,5 +271,5 @@ class TradeResponseSerializer(serializers.Serializer):
     average_fill_price = serializers.IntegerField()
 
 
-class OrdersErrorSerializer(serializers.Serializer):
-    detail = serializers.CharField()
+# The API's one error body (`{"detail": "..."}`), under the name this module used to give it.
+OrdersErrorSerializer = ErrorSerializer

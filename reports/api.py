@@ -9,6 +9,8 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_field
 from rest_framework import generics, serializers
 
+from trading_site.api import ErrorSerializer
+
 from . import selectors
 from .models import WeeklyReport
 from .rendering import render_report
@@ -64,7 +66,7 @@ class WeeklyReportListSerializer(serializers.ModelSerializer):
     def get_summary(self, report) -> dict:
         return selectors.summary(report)
 
-    @extend_schema_field(OpenApiTypes.URI)
+    @extend_schema_field({"type": "string", "format": "uri-reference", "description": "this report in the API"})
     def get_url(self, report) -> str:
         return reverse("api:report-detail", args=[report.iso_week])
 
@@ -83,8 +85,8 @@ class WeeklyReportSerializer(WeeklyReportListSerializer):
         return str(render_report(report.text, report.unverified_numbers))
 
 
-class ReportErrorSerializer(serializers.Serializer):
-    detail = serializers.CharField()
+# The API's one error body (`{"detail": "..."}`), under the name this module used to give it.
+ReportErrorSerializer = ErrorSerializer
 
 
 class WeeklyReportListView(generics.ListAPIView):
@@ -110,7 +112,8 @@ class WeeklyReportDetailView(generics.RetrieveAPIView):
 
     @extend_schema(
         tags=["reports"], operation_id="reports_retrieve",
-        parameters=[OpenApiParameter("week", str, OpenApiParameter.PATH, description="ISO week, e.g. 2026-W48")],
+        parameters=[OpenApiParameter("week", {"type": "string", "pattern": "^[0-9]{4}-W[0-9]{2}$"},
+                                     OpenApiParameter.PATH, description="ISO week, e.g. 2026-W48")],
         responses={200: WeeklyReportSerializer, 404: OpenApiResponse(ReportErrorSerializer, description="no such report")},
     )
     def get(self, request, *args, **kwargs):

@@ -21,10 +21,11 @@ from accounts.models import BrokerAccount
 from accounts.selectors import broker_accounts_for
 from strategies.library import all_strategies, get_strategy
 from strategies.library.base import ParameterError
+from trading_site.api import Conflict, ErrorSerializer, JsonTypesMixin, ValidationErrorSerializer
 
 from . import selectors, validators
 from .models import BacktestRun, StrategyConfig, UniverseMode
-from .services import BacktestInputError, check_period, create_backtest_run, universe_for
+from .services import BacktestInputError, ConfigInUse, check_period, create_backtest_run, delete_config, universe_for
 from .tasks import start_backtest
 
 DEFAULT_STRATEGY = "mean_reversion"
@@ -44,6 +45,23 @@ def _validated_params(strategy_class, params) -> dict:
         return strategy_class.validate_params(params)
     except ParameterError as error:
         raise serializers.ValidationError({"params": {name: [message] for name, message in error.errors.items()}}) from None
+
+
+class StrategyKeyField(serializers.ChoiceField):
+    """A key of GET /api/strategies/ (an enum in the schema); an unknown key gets the registry's
+    Korean message, which lists the known ones."""
+
+    def __init__(self, **kwargs):
+        super().__init__(choices=sorted(all_strategies()), **kwargs)
+
+    def to_internal_value(self, data):
+        key = str(data)
+        if key not in self.choices:
+            try:
+                get_strategy(key)
+            except KeyError as error:
+                raise serializers.ValidationError(str(error)) from None
+        return key
 
 
 # --------------------------------------------------------------------------------------- registry
@@ -81,8 +99,8 @@ class StrategyListView(APIView):
 # --------------------------------------------------------------------------------- strategy configs
 
 
-class StrategyConfigSerializer(serializers.ModelSerializer):
-    strategy_key = serializers.CharField(max_length=40, help_text="a key from GET /api/strategies/")
+class StrategyConfigSerializer(JsonTypesMixin, serializers.ModelSerializer):
+    strategy_key = StrategyKeyField(help_text="a key from GET /api/strategies/")
     params = serializers.DictField(
         required=False, help_text="parameter name → value; missing parameters take their defaults"
     )
@@ -137,7 +155,11 @@ class StrategyConfigSerializer(serializers.ModelSerializer):
     create=extend_schema(tags=["strategies"]),
     update=extend_schema(tags=["strategies"]),
     partial_update=extend_schema(tags=["strategies"]),
-    destroy=extend_schema(tags=["strategies"]),
+    destroy=extend_schema(tags=["strategies"], responses={
+        204: None,
+        409: OpenApiResponse(ErrorSerializer, description="the config has orders on record: it is kept; deactivate "
+                                                          "it (`is_active` false) to stop its trading"),
+    }),
 )
 class StrategyConfigViewSet(viewsets.ModelViewSet):
     """Your strategy configurations. Other users' configs answer 404, as if they did not exist."""
@@ -149,6 +171,12 @@ class StrategyConfigViewSet(viewsets.ModelViewSet):
 
     def perform_create(self, serializer):
         serializer.save(owner=self.request.user)
+
+    def perform_destroy(self, instance):
+        try:
+            delete_config(instance)
+        except ConfigInUse as error:
+            raise Conflict(error.message) from error
 
 
 # ------------------------------------------------------------------------------------------- backtests
@@ -195,10 +223,8 @@ class BacktestRunSerializer(BacktestRunSummarySerializer):
         read_only_fields = fields
 
 
-class BacktestCreateSerializer(serializers.Serializer):
-    strategy_key = serializers.CharField(
-        max_length=40, required=False, help_text="default: the config's strategy, else mean_reversion"
-    )
+class BacktestCreateSerializer(JsonTypesMixin, serializers.Serializer):
+    strategy_key = StrategyKeyField(required=False, help_text="default: the config's strategy, else mean_reversion")
     params = serializers.DictField(
         required=False, help_text="default: the config's parameters (same strategy), else the strategy's defaults"
     )
@@ -284,13 +310,9 @@ class BacktestCreateSerializer(serializers.Serializer):
             raise serializers.ValidationError({error.field or "detail": [str(error)]}) from None
 
 
-class ApiErrorSerializer(serializers.Serializer):
-    detail = serializers.CharField()
-
-
 @extend_schema_view(
     list=extend_schema(tags=["backtests"], responses={200: BacktestRunSummarySerializer(many=True)}),
-    retrieve=extend_schema(tags=["backtests"], responses={200: BacktestRunSerializer, 404: ApiErrorSerializer}),
+    retrieve=extend_schema(tags=["backtests"], responses={200: BacktestRunSerializer, 404: ErrorSerializer}),
 )
 class BacktestRunViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
     """Your backtest runs: status and progress while they run; metrics, trades and equity when done."""
@@ -311,7 +333,8 @@ class BacktestRunViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, views
         request=BacktestCreateSerializer,
         responses={
             201: OpenApiResponse(BacktestRunSerializer, description="the run, handed to the workers"),
-            400: OpenApiResponse(description="per-field messages, e.g. {\"params\": {\"window\": [\"...\"]}}"),
+            400: OpenApiResponse(ValidationErrorSerializer,
+                                 description="per-field messages, e.g. {\"params\": {\"window\": [\"...\"]}}"),
         },
     )
     def create(self, request):

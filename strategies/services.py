@@ -14,6 +14,7 @@ from django.conf import settings
 from django.db import transaction
 from django.db.models import ProtectedError, Sum
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from market.models import DailyBar, Instrument
 from strategies.backtest import BacktestConfig, MarketData, run_backtest
@@ -98,7 +99,13 @@ def load_market_data(codes: list[str], start: dt.date, end: dt.date) -> MarketDa
 
 
 class ConfigInUse(Exception):
-    """A strategy config with orders on record is kept (the orders point at it): deactivate it instead."""
+    """A strategy config with orders on record is kept (the orders point at it): deactivate it instead.
+    `message`: what the page and the API say (the config's name is the exception's argument)."""
+
+    @property
+    def message(self) -> str:
+        return _("%(name)s has orders on record, so it is kept; deactivate it to stop trading.") % {
+            "name": self.args[0]}
 
 
 def delete_config(config: StrategyConfig) -> None:

@@ -247,7 +247,10 @@ REST_FRAMEWORK = {
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    # drf-spectacular's generator documenting the errors every operation can answer, and every error
+    # body an object with a `detail` (trading_site/api.py).
+    "DEFAULT_SCHEMA_CLASS": "trading_site.api.AutoSchema",
+    "EXCEPTION_HANDLER": "trading_site.api.exception_handler",
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
     "PAGE_SIZE": 50,
     "DEFAULT_THROTTLE_CLASSES": [

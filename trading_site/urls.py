@@ -1,6 +1,6 @@
 from allauth.account.decorators import secure_admin_login
 from django.contrib import admin
-from django.urls import include, path
+from django.urls import include, path, re_path
 from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 from rest_framework.routers import DefaultRouter
@@ -22,6 +22,7 @@ from reports.api import WeeklyReportDetailView, WeeklyReportListView
 from strategies.api import BacktestRunViewSet, StrategyConfigViewSet, StrategyListView
 
 from . import views
+from .api import not_found
 
 # The admin has no password form of its own: /admin/login/ sends to the site's login (allauth), so the
 # same rate limits and failed-login lockout apply; staff come back to the admin page they asked for,
@@ -64,6 +65,8 @@ api_patterns = [
     # Redoc is not served (it needs what the CSP forbids: inline styles, web fonts); old links land on Swagger UI.
     path("redoc/", RedirectView.as_view(pattern_name="api:swagger", permanent=True)),
     path("", include(router.urls)),
+    # Any other address under /api/ is a JSON 404 like the API's own, not the site's HTML page.
+    re_path(r"^.*/$", not_found),
 ]
 
 urlpatterns = [
