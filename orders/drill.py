@@ -181,7 +181,10 @@ class Worker:
     on a queue."""
 
     def __init__(self, database_url: str) -> None:
-        env = {**os.environ, "DATABASE_URL": database_url, "PYTHONUNBUFFERED": "1"}
+        # The drill's tasks (alert notifications) run inline in its own processes: sent to the site's
+        # queue they would reach the site's worker with the scratch database's alert ids.
+        env = {**os.environ, "DATABASE_URL": database_url, "PYTHONUNBUFFERED": "1",
+               "CELERY_TASK_ALWAYS_EAGER": "True", "CELERY_BROKER_URL": "memory://"}
         self.stderr = tempfile.TemporaryFile()
         manage = Path(settings.BASE_DIR) / "manage.py"
         self.process = subprocess.Popen(

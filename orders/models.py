@@ -28,6 +28,9 @@ class Job(models.TextChoices):
 class WeeklyRunStatus(models.TextChoices):
     PENDING = "pending", _("pending")
     RUNNING = "running", _("running")
+    # Could not act yet for a reason that passes (before the day's open, a broker read failed, every
+    # order refused for a passing reason): the sweep runs it again at `retry_at`, within the slot's window.
+    WAITING = "waiting", _("waiting to retry")
     COMPLETE = "complete", _("complete")
     SKIPPED = "skipped", _("skipped")
     FAILED = "failed", _("failed")
@@ -47,6 +50,7 @@ class WeeklyRun(models.Model):
     planned = models.BooleanField(_("orders planned"), default=False)  # intents written; never re-planned
     plan = models.JSONField(_("plan"), default=dict, blank=True)  # candidates/sizing, for the record
     attempts = models.PositiveSmallIntegerField(_("attempts"), default=0)
+    retry_at = models.DateTimeField(_("retry at"), null=True, blank=True)  # when a waiting run is tried again
     created_at = models.DateTimeField(_("created"), auto_now_add=True)
     started_at = models.DateTimeField(_("started"), null=True, blank=True)
     finished_at = models.DateTimeField(_("finished"), null=True, blank=True)
@@ -126,7 +130,10 @@ class Order(models.Model):
     raw_response = models.JSONField(_("broker answer"), null=True, blank=True)
     send_attempts = models.PositiveSmallIntegerField(_("send attempts"), default=0)
     intent_at = models.DateTimeField(_("intent time"))
-    sent_at = models.DateTimeField(_("sent"), null=True, blank=True)
+    sent_at = models.DateTimeField(_("sent"), null=True, blank=True)  # the send was claimed (request leaving)
+    # The send attempt ended (answer, error or lost answer). With `sent_at` it bounds the time the request
+    # was in flight: a broker order is adopted as this one only when its time fits that window.
+    answered_at = models.DateTimeField(_("answered"), null=True, blank=True)
     created_at = models.DateTimeField(_("created"), auto_now_add=True)
     updated_at = models.DateTimeField(_("updated"), auto_now=True)
 

@@ -27,8 +27,15 @@ class Position:
 
 
 def positions_for(config=None, *, account=None) -> dict[str, Position]:
-    """Open positions of a strategy config (or of a broker account), from its fills in order."""
-    fills = Fill.objects.select_related("order").order_by("filled_at", "pk")
+    """Open positions of a strategy config (or of a broker account), from its fills in order.
+
+    The order is the broker's: by trading day, then the broker's order number (it numbers orders as
+    they reach it, and a sell is accepted only when the shares it sells are held). Fill times are the
+    orders' times to the second, and concurrent orders are recorded in any order, so sorting by time
+    could put a sell before the buy that made it possible; the sell would then be cut to what was
+    held at that point and shares already sold would stay "held" for ever."""
+    fills = Fill.objects.select_related("order").order_by(
+        "order__trading_date", "order__broker_order_no", "cumulative_quantity", "filled_at", "pk")
     if config is not None:
         fills = fills.filter(order__config=config)
     if account is not None:
@@ -96,6 +103,15 @@ def own_account(user, pk) -> object | None:
     except (TypeError, ValueError):
         return None
     return own_accounts(user).filter(pk=pk).first()
+
+
+def own_order(user, pk) -> Order | None:
+    """One of the user's own orders, or None (another user's id answers like a missing one)."""
+    try:
+        pk = int(pk)
+    except (TypeError, ValueError):
+        return None
+    return Order.objects.filter(broker_account__owner=user, pk=pk).select_related("broker_account").first()
 
 
 def orders_for(user, *, status: str | None = None, side: str | None = None, code: str | None = None,

@@ -33,7 +33,8 @@ import datetime as dt
 import json
 import logging
 import math
-from dataclasses import asdict, dataclass, field
+import time
+from dataclasses import asdict, dataclass, field, replace
 from decimal import Decimal
 
 import numpy as np
@@ -46,7 +47,8 @@ from django.utils import timezone
 from accounts.models import BrokerAccount, BrokerMode
 from market.brokers import broker_for
 from market.gateway import BrokerError, DailyOrder, user_message_for
-from market.kis.errors import KisError, KisNetworkError
+from market.kis.errors import KisError, KisNetworkError, KisRateLimited, KisTokenIssueThrottled
+from market.kis.models import normalize_branch_no, normalize_order_no
 from market.krx import (
     DEFAULT_COMMISSION_RATE,
     SEOUL,
@@ -56,6 +58,7 @@ from market.krx import (
     last_trading_day_of_week,
     previous_trading_day,
     sell_tax_for_trade,
+    session_open_close,
     week_trading_days,
 )
 from market.models import DailyBar, Instrument
@@ -63,7 +66,7 @@ from strategies.library import create_strategy
 from strategies.models import StrategyConfig
 from strategies.services import load_market_data, universe_for
 
-from . import notifications, risk
+from . import broker_matching, notifications, risk
 from .market_inputs import NO_BAR, EntryOpens, refresh_day_bars
 from .market_inputs import orderable_cash as broker_orderable_cash
 from .models import (
@@ -178,6 +181,12 @@ def _jsonable(value) -> dict:
 
 def _seoul(moment: dt.datetime) -> dt.datetime:
     return moment.astimezone(SEOUL)
+
+
+def _before_open(now: dt.datetime, trading_date: dt.date) -> bool:
+    """`now` is on `trading_date` (Seoul) before its regular session opens (10:00 on late-open days)."""
+    local = _seoul(now)
+    return local.date() == trading_date and is_trading_day(trading_date) and local < session_open_close(trading_date)[0]
 
 
 def _may_send(job: str, trading_date: dt.date, now: dt.datetime) -> tuple[bool, str]:
@@ -380,13 +389,18 @@ def _plan_exit(config: StrategyConfig, trading_date: dt.date, now: dt.datetime, 
 
 
 # ------------------------------------------------------------------------------------------- sending
-def _send_order(order: Order, broker, now: dt.datetime, may_send: bool, why_not: str) -> None:
+def _send_order(order: Order, broker, now: dt.datetime, may_send: bool, why_not: str, *,
+                patient: bool = False) -> None:
     """Send one pending order at most once, after the pre-trade risk checks (`orders.risk`).
 
     Outcomes: cancelled (slot passed), unknown (a claimed send without an answer), rejected by a risk
     check (nothing sent; `raw_response={"risk": <check>}` and a RISK_BLOCKED alert), left pending
-    with the reason in `error_message` when a risk input (quote, orderable cash) cannot be read (a
-    later run sends it), rejected/unknown by the broker (with an alert), or submitted."""
+    with the reason in `error_message` when it could not be sent for a reason that passes (a risk
+    input such as the quote or the orderable cash could not be read; the broker surely did not get
+    it: rate limit, token limit, connection refused, the request's deadline; with `patient`, the
+    weekly jobs' flag, also the market not open yet) — the run sends it when it is tried again —,
+    rejected/unknown by the broker (with an alert), or submitted. The send's end is stamped
+    (`answered_at`) so reconciliation knows when the request was in flight."""
     order.refresh_from_db()
     if order.status != OrderStatus.PENDING:
         return
@@ -401,12 +415,13 @@ def _send_order(order: Order, broker, now: dt.datetime, may_send: bool, why_not:
                 status=OrderStatus.UNKNOWN, error_message=message):
             _order_alert(order, AlertKind.ORDER_UNKNOWN, message)
         return
-    if _refused_by_risk_checks(order, broker, now):
+    if _refused_by_risk_checks(order, broker, now, patient=patient):
         return
     claimed = Order.objects.filter(pk=order.pk, status=OrderStatus.PENDING, send_attempts=order.send_attempts).update(
-        send_attempts=F("send_attempts") + 1, sent_at=now)
+        send_attempts=F("send_attempts") + 1, sent_at=now, answered_at=None)
     if not claimed:  # another process is sending it
         return
+    started = time.monotonic()
     _checkpoint("before_send", order)
     try:
         receipt = broker.place_order(
@@ -414,6 +429,15 @@ def _send_order(order: Order, broker, now: dt.datetime, may_send: bool, why_not:
             client_order_id=order.client_order_id,
         )
     except Exception as error:
+        answered_at = now + dt.timedelta(seconds=time.monotonic() - started)
+        message = user_message_for(error)
+        if _surely_not_sent_and_passing(error):
+            # Give the claim back: the broker never got this request, so the next try is the first send.
+            logger.warning("order %s not sent (%s); it is sent when the job runs again", order.client_order_id, error)
+            Order.objects.filter(pk=order.pk, status=OrderStatus.PENDING).update(
+                send_attempts=F("send_attempts") - 1, sent_at=None,
+                error_message=f"주문이 증권사에 전달되지 않았습니다: {message}")
+            return
         definitive = isinstance(error, BrokerError) or (
             isinstance(error, KisError) and not error.order_outcome_unknown
             and not (isinstance(error, KisNetworkError) and error.possibly_sent)
@@ -421,9 +445,8 @@ def _send_order(order: Order, broker, now: dt.datetime, may_send: bool, why_not:
         status = OrderStatus.REJECTED if definitive else OrderStatus.UNKNOWN
         if not definitive:
             logger.warning("order %s outcome unknown: %r", order.client_order_id, error)
-        message = user_message_for(error)
         if Order.objects.filter(pk=order.pk, status=OrderStatus.PENDING).update(
-            status=status, error_message=message,
+            status=status, error_message=message, answered_at=answered_at,
             raw_response={"error": type(error).__name__, "code": getattr(error, "code", "") or getattr(
                 error, "msg_cd", "") or ""},
         ):
@@ -431,15 +454,30 @@ def _send_order(order: Order, broker, now: dt.datetime, may_send: bool, why_not:
         return
     _checkpoint("after_send", order)
     Order.objects.filter(pk=order.pk, status__in=(OrderStatus.PENDING, OrderStatus.UNKNOWN)).update(
-        status=OrderStatus.SUBMITTED, broker_order_no=receipt.order_no, broker_org_no=receipt.org_no,
-        raw_response=_jsonable(receipt), error_message="",
+        status=OrderStatus.SUBMITTED, broker_order_no=normalize_order_no(receipt.order_no),
+        broker_org_no=normalize_branch_no(receipt.org_no), raw_response=_jsonable(receipt), error_message="",
+        answered_at=now + dt.timedelta(seconds=time.monotonic() - started),
     )
+    _close_order_alerts(order, f"자동 해소: 증권사가 주문번호 {normalize_order_no(receipt.order_no)}로 접수했습니다.")
 
 
-def _refused_by_risk_checks(order: Order, broker, now: dt.datetime) -> bool:
+def _surely_not_sent_and_passing(error: Exception) -> bool:
+    """The order request never reached the broker, for a reason that passes: the per-key rate limit
+    after the client's retries, the token limit, a connection that was never made, or the caller's
+    deadline reached before the request left. Such an order may be sent later (it was never sent)."""
+    if isinstance(error, KisNetworkError):
+        return not error.possibly_sent
+    if isinstance(error, (KisRateLimited, KisTokenIssueThrottled)):
+        return True
+    return bool(getattr(error, "order_not_sent", False))  # KisDeadlineExceeded before the request left
+
+
+def _refused_by_risk_checks(order: Order, broker, now: dt.datetime, *, patient: bool = False) -> bool:
     """Run `orders.risk.evaluate` on a pending order. True when the order must not be sent now:
     refused (now rejected, with a RISK_BLOCKED alert) or a risk input could not be read (left
-    pending with the reason). Reads the broker only when a check needs it."""
+    pending with the reason). With `patient`, an order of today before the day's open (a late open
+    such as the year's first session) is left pending too: the job sends it after the open.
+    Reads the broker only when a check needs it."""
     account = order.broker_account
     facts = risk.OrderFacts.of(order)
 
@@ -472,8 +510,12 @@ def _refused_by_risk_checks(order: Order, broker, now: dt.datetime) -> bool:
         return True
     if denial is None:
         return False
+    if patient and denial.check == risk.MARKET_HOURS and _before_open(now, order.trading_date):
+        Order.objects.filter(pk=order.pk, status=OrderStatus.PENDING).update(error_message=denial.message)
+        return True
     logger.warning("order %s refused by the %s check: %s", order.client_order_id, denial.check, denial.message)
-    if Order.objects.filter(pk=order.pk, status=OrderStatus.PENDING).update(
+    # Only the order as evaluated: one another process has claimed (and is sending) meanwhile is left alone.
+    if Order.objects.filter(pk=order.pk, status=OrderStatus.PENDING, send_attempts=order.send_attempts).update(
             status=OrderStatus.REJECTED, error_message=denial.message, raw_response={"risk": denial.check}):
         _order_alert(order, AlertKind.RISK_BLOCKED, denial.message, details={"risk": denial.check})
     return True
@@ -490,24 +532,48 @@ class ReconcileSummary:
     matched_unknown: int = 0
     fills_recorded: int = 0
     unresolved: int = 0
+    expired: int = 0  # day orders whose unfilled remainder lapsed at the close
     external_orders: list[str] = field(default_factory=list)  # broker order numbers we did not place
     positions: PositionReport | None = None  # the balance comparison, when it ran
+    error: str = ""  # the broker could not be read (reconcile_open_orders records it instead of raising)
 
 
-def _matches(order: Order, row: DailyOrder) -> bool:
-    if row.original_order_no or row.code != order.code or row.side != order.side or row.quantity != order.quantity:
-        return False
-    if row.order_date is not None and row.order_date != order.trading_date:
-        return False
-    if order.order_type == OrderType.LIMIT and row.price != order.price:
-        return False
-    intent = _seoul(order.intent_at).time().replace(microsecond=0)
-    return row.order_time is None or row.order_time >= intent
+# An order whose process died inside the request has no `answered_at`: its request may have lasted
+# this long (the client's connect + read time-outs, a token issuance first, with room to spare).
+LONGEST_ORDER_REQUEST = dt.timedelta(seconds=90)
+# Day orders (ORD_DVSN 00/01) end with the regular session; the broker's book is read this long after
+# the close before an unfilled remainder is settled as lapsed (the closing auction's fills land first).
+SETTLE_AFTER_CLOSE = dt.timedelta(minutes=10)
+
+
+def clock_tolerance() -> dt.timedelta:
+    return dt.timedelta(seconds=max(int(getattr(settings, "ORDERS_BROKER_CLOCK_TOLERANCE_SECONDS", 120)), 0))
+
+
+def _intent(order: Order) -> broker_matching.Intent:
+    start, end = broker_matching.in_flight_window(
+        order.sent_at or order.intent_at, order.answered_at, tolerance=clock_tolerance(),
+        longest_request=LONGEST_ORDER_REQUEST)
+    return broker_matching.Intent(
+        key=order.pk, trading_date=order.trading_date, code=order.code, side=order.side, quantity=order.quantity,
+        order_type=order.order_type, price=order.price, window_start=start, window_end=end)
+
+
+def _status_message(order: Order, row: DailyOrder) -> str:
+    """The order's message follows its status: a found order loses the "answer lost" text."""
+    if order.status == OrderStatus.REJECTED:
+        return f"브로커가 주문을 거부했습니다 (거부 수량 {row.rejected_quantity or order.quantity:,}주)."
+    if order.status == OrderStatus.CANCELLED:
+        unfilled = order.quantity - order.filled_quantity
+        done = f" (체결 {order.filled_quantity:,}주)" if order.filled_quantity else ""
+        return f"증권사에서 미체결 {unfilled:,}주가 취소되었습니다{done}."
+    return ""
 
 
 def _apply_row(order: Order, row: DailyOrder, now: dt.datetime) -> int:
     """Move an order to the state the broker shows; record the new fill increment once, with its
-    TradeLog row and a FILLED alert in the same transaction (so neither can be missed or doubled)."""
+    TradeLog row and a FILLED alert in the same transaction (so neither can be missed or doubled).
+    An order found after its answer was lost gets the broker's number and its alert is closed."""
     recorded = 0
     with transaction.atomic():
         order = Order.objects.select_for_update().get(pk=order.pk)
@@ -543,24 +609,88 @@ def _apply_row(order: Order, row: DailyOrder, now: dt.datetime) -> int:
             order.status = OrderStatus.PARTIALLY_FILLED
         else:
             order.status = OrderStatus.ACCEPTED
-        order.broker_order_no = order.broker_order_no or row.order_no
-        order.broker_org_no = order.broker_org_no or row.branch_no
+        found = not order.broker_order_no
+        order.broker_order_no = normalize_order_no(order.broker_order_no or row.order_no)
+        order.broker_org_no = normalize_branch_no(order.broker_org_no or row.branch_no)
         order.raw_response = _jsonable(row)
-        rejected_now = order.status == OrderStatus.REJECTED and previous_status != OrderStatus.REJECTED
-        if rejected_now:
-            order.error_message = f"브로커가 주문을 거부했습니다 (거부 수량 {row.rejected_quantity:,}주)."
+        if order.status != previous_status or previous_status == OrderStatus.UNKNOWN:
+            order.error_message = _status_message(order, row)
         order.save()
-        if rejected_now:
+        if order.status == OrderStatus.REJECTED and previous_status != OrderStatus.REJECTED:
             _order_alert(order, AlertKind.ORDER_REJECTED, order.error_message)
+        if found and previous_status in (OrderStatus.UNKNOWN, OrderStatus.PENDING):
+            _close_order_alerts(order, f"자동 해소: 증권사 주문내역에서 주문번호 {order.broker_order_no}로 찾았습니다.")
     return recorded
+
+
+def _close_order_alerts(order: Order, note: str, *, user=None) -> None:
+    """Resolve the open "outcome unknown" alert of an order once its fate is known."""
+    for alert in TradingAlert.objects.filter(account_id=order.broker_account_id, kind=AlertKind.ORDER_UNKNOWN,
+                                             key=f"order-{order.pk}", resolved_at__isnull=True):
+        resolve_alert(alert, user=user, note=note)
+
+
+def _settle_lapsed(order: Order, row: DailyOrder | None, now: dt.datetime) -> bool:
+    """After the trading date's close, a day order the broker still shows open has lapsed: its
+    unfilled remainder is settled as cancelled (the fills stay). True when it was settled."""
+    if order.status not in (OrderStatus.SUBMITTED, OrderStatus.ACCEPTED, OrderStatus.PARTIALLY_FILLED):
+        return False
+    if row is None or row.cancelled or not is_trading_day(order.trading_date):
+        return False
+    if now < session_open_close(order.trading_date)[1] + SETTLE_AFTER_CLOSE:
+        return False
+    unfilled = order.quantity - order.filled_quantity
+    done = f" (체결 {order.filled_quantity:,}주)" if order.filled_quantity else ""
+    return bool(Order.objects.filter(pk=order.pk, status=order.status).update(
+        status=OrderStatus.CANCELLED,
+        error_message=f"{order.trading_date} 장 마감으로 미체결 {unfilled:,}주가 소멸했습니다{done}."))
+
+
+def _unresolved_order(order: Order, match: broker_matching.Match | None, now: dt.datetime) -> bool:
+    """An order the broker's rows do not (uniquely) show. Returns True when it is still open.
+
+    - Rows that look like it exist (the same attributes that day): never "not received". When they
+      fit its in-flight time but not one-to-one, or only at other times (the owner's HTS/mobile
+      orders look exactly like ours), the order stays `unknown` with an alert listing them, and the
+      owner decides on the 주문 page (`adopt_broker_order` / `declare_order_not_received`). A
+      claimed send (pending, attempts > 0) becomes `unknown` then, so it is never sent again.
+    - No such row: an `unknown` order unseen for `UNKNOWN_GRACE` after its send was not received."""
+    candidates = match.candidates if match is not None else []
+    if candidates and order.status in (OrderStatus.UNKNOWN, OrderStatus.PENDING):
+        listed = [broker_matching.describe_row(row, order.trading_date) for row in candidates]
+        if match.in_window:
+            why = "주문을 보낸 시각에 맞는 주문이 하나로 정해지지 않아"
+        else:
+            why = "주문을 보낸 시각과 맞지 않아(다른 프로그램의 주문일 수 있어)"
+        message = (
+            f"증권사 주문내역에 이 주문과 같은 주문이 {len(candidates):,}건 있지만 {why} 자동으로 연결하지 "
+            f"않았습니다. 주문 페이지에서 맞는 주문을 고르거나 접수되지 않았다고 표시하세요: "
+            + ", ".join(f"{item['order_no']} ({item['time'] or '시각 없음'})" for item in listed)
+        )
+        Order.objects.filter(pk=order.pk, status__in=(OrderStatus.UNKNOWN, OrderStatus.PENDING)).update(
+            status=OrderStatus.UNKNOWN, error_message=message, sent_at=order.sent_at or now)
+        _order_alert(order, AlertKind.ORDER_UNKNOWN, message, details={"candidates": listed}, update=True)
+        return True
+    if order.status == OrderStatus.UNKNOWN and order.sent_at and now - order.sent_at >= UNKNOWN_GRACE:
+        message = "브로커 주문내역에 없어 접수되지 않은 주문으로 처리했습니다."
+        if Order.objects.filter(pk=order.pk, status=OrderStatus.UNKNOWN).update(
+                status=OrderStatus.REJECTED, error_message=message):
+            _close_order_alerts(order, "자동 해소: 증권사 주문내역에 없어 접수되지 않은 주문으로 처리했습니다.")
+            _order_alert(order, AlertKind.ORDER_REJECTED, message)
+        return False
+    return True
 
 
 def reconcile_orders(account: BrokerAccount, trading_date: dt.date, *, broker=None,
                      now: dt.datetime | None = None, positions: bool = True) -> ReconcileSummary:
     """Poll the broker's orders of `trading_date` and bring our open orders of that day to their real
     state. Never sends anything. Raises the broker's error when the orders cannot be read (after
-    opening a RECONCILE_FAILED alert). With `positions`, the derived positions are then compared with
-    the broker's balance (`check_positions`; a balance failure is alerted and logged, not raised)."""
+    opening a RECONCILE_FAILED alert). Orders with a broker number are found by it (normalised:
+    `market.kis.models.normalize_order_no`); orders without one by `broker_matching` (attributes and
+    the time the request was in flight, with the clock tolerance, one-to-one). After the close a
+    day order's unfilled remainder is settled. With `positions`, the derived positions are then
+    compared with the broker's balance (`check_positions`; a balance failure is alerted and
+    logged, not raised)."""
     now = now or timezone.now()
     summary = ReconcileSummary()
     ours = list(
@@ -579,36 +709,42 @@ def reconcile_orders(account: BrokerAccount, trading_date: dt.date, *, broker=No
                     f"{trading_date} 주문·체결 내역을 읽지 못했습니다: {user_message_for(error)}",
                     key=f"orders-{trading_date}")
         raise
-    known = set(
+    rows = [replace(row, order_no=normalize_order_no(row.order_no)) for row in rows]
+    known = {
+        normalize_order_no(number) for number in
         Order.objects.filter(broker_account=account, trading_date=trading_date).exclude(broker_order_no="")
         .values_list("broker_order_no", flat=True)
-    )
+    }
     by_no = {row.order_no: row for row in rows}
-    free = sorted((row for row in rows if row.order_no not in known and not row.original_order_no),
-                  key=lambda row: (row.order_time or dt.time.min, row.order_no))
+    free = [row for row in rows if row.order_no not in known and not row.original_order_no.strip("0")]
+    # A send claimed moments ago by a live process (pending, no answer yet) is that process's to record:
+    # judged here, it could be paired with a look-alike broker order or marked unknown mid-request.
+    in_flight = {order.pk for order in ours if order.status == OrderStatus.PENDING and order.answered_at is None
+                 and order.sent_at is not None and now - order.sent_at < LONGEST_ORDER_REQUEST}
+    ours = [order for order in ours if order.pk not in in_flight]
+    summary.unresolved += len(in_flight)
+    matches = broker_matching.match_orders([_intent(order) for order in ours if not order.broker_order_no], free)
     for order in ours:
         summary.checked += 1
+        match = None
         if order.broker_order_no:
-            row = by_no.get(order.broker_order_no)
+            row = by_no.get(normalize_order_no(order.broker_order_no))
         else:
-            row = next((candidate for candidate in free if _matches(order, candidate)), None)
+            match = matches[order.pk]
+            row = match.row
             if row is not None:
-                free.remove(row)
                 summary.matched_unknown += 1
         if row is None:
-            if (order.status == OrderStatus.UNKNOWN and order.sent_at and now - order.sent_at >= UNKNOWN_GRACE):
-                message = "브로커 주문내역에 없어 접수되지 않은 주문으로 처리했습니다."
-                if Order.objects.filter(pk=order.pk, status=OrderStatus.UNKNOWN).update(
-                        status=OrderStatus.REJECTED, error_message=message):
-                    _order_alert(order, AlertKind.ORDER_REJECTED, message)
-            else:
-                summary.unresolved += 1
+            summary.unresolved += int(_unresolved_order(order, match, now))
             continue
         summary.fills_recorded += _apply_row(order, row, now)
-    summary.external_orders = [row.order_no for row in free]
+        order.refresh_from_db()
+        summary.expired += int(_settle_lapsed(order, row, now))
+    adopted = {match.row.order_no for match in matches.values() if match.row is not None}
+    summary.external_orders = [row.order_no for row in free if row.order_no not in adopted]
     if summary.external_orders:
         logger.warning("account %s has %d broker orders on %s not placed by the auto-trader",
-                       account.pk, len(free), trading_date)
+                       account.pk, len(summary.external_orders), trading_date)
     if positions:
         try:
             summary.positions = check_positions(account, broker=broker, now=now)
@@ -620,7 +756,8 @@ def reconcile_orders(account: BrokerAccount, trading_date: dt.date, *, broker=No
 def reconcile_open_orders(now: dt.datetime | None = None) -> dict[int, ReconcileSummary]:
     """Reconcile every account with open orders, for each trading date that has some; then compare
     the positions of every account the auto-trader uses (open orders, fills or an active strategy)
-    with its broker balance, once per account."""
+    with its broker balance, once per account. An account whose orders could not be read gets a
+    summary with `error` set (the caller decides whether that fails: the command exits 1)."""
     now = now or timezone.now()
     results: dict[int, ReconcileSummary] = {}
     pairs = set(
@@ -633,10 +770,23 @@ def reconcile_open_orders(now: dt.datetime | None = None) -> dict[int, Reconcile
     for account_id, trading_date in sorted(pairs):
         account = BrokerAccount.objects.get(pk=account_id)
         try:
-            results[account_id] = reconcile_orders(account, trading_date, now=now, positions=False)
+            summary = reconcile_orders(account, trading_date, now=now, positions=False)
         except (BrokerError, KisError) as error:
             failed.add(account_id)
             logger.warning("reconciliation of account %s failed: %s", account_id, user_message_for(error))
+            results[account_id] = ReconcileSummary(error=f"{trading_date}: {user_message_for(error)}")
+            continue
+        if account_id in failed:
+            continue
+        previous = results.get(account_id)
+        if previous is not None:  # several dates: add them up
+            summary.checked += previous.checked
+            summary.matched_unknown += previous.matched_unknown
+            summary.fills_recorded += previous.fills_recorded
+            summary.unresolved += previous.unresolved
+            summary.expired += previous.expired
+            summary.external_orders = previous.external_orders + summary.external_orders
+        results[account_id] = summary
     traded = ({account_id for account_id, _ in pairs}
               | set(Fill.objects.values_list("order__broker_account_id", flat=True).distinct())
               | set(active_configs().values_list("broker_account_id", flat=True)))
@@ -645,9 +795,55 @@ def reconcile_open_orders(now: dt.datetime | None = None) -> dict[int, Reconcile
             report = check_positions(account, now=now)
         except (BrokerError, KisError) as error:  # alerted by check_positions
             logger.warning("balance check of account %s failed: %s", account.pk, user_message_for(error))
+            results.setdefault(account.pk, ReconcileSummary()).error = f"잔고: {user_message_for(error)}"
             continue
         results.setdefault(account.pk, ReconcileSummary()).positions = report
     return results
+
+
+def adopt_broker_order(order: Order, broker_order_no: str, *, user, now: dt.datetime | None = None) -> Order:
+    """The owner says which broker order is this one (an `unknown` order the matching left to a
+    person). The broker's daily orders are read again; the row must exist, look like the order and
+    belong to no other of our orders. Then it is applied like any reconciled row."""
+    now = now or timezone.now()
+    number = normalize_order_no(broker_order_no)
+    if order.status != OrderStatus.UNKNOWN:
+        raise OrderDecisionError("결과를 확인하지 못한(unknown) 주문만 고를 수 있습니다.")
+    if Order.objects.filter(broker_account_id=order.broker_account_id, trading_date=order.trading_date,
+                            broker_order_no=number).exclude(pk=order.pk).exists():
+        raise OrderDecisionError(f"주문번호 {number}는 이미 다른 자동매매 주문에 연결되어 있습니다.")
+    broker = get_broker(order.broker_account, now)
+    rows = {normalize_order_no(row.order_no): row for row in broker.get_daily_orders(order.trading_date,
+                                                                                     order.trading_date)}
+    row = rows.get(number)
+    if row is None or not broker_matching.same_attributes(_intent(order), replace(row, order_no=number)):
+        raise OrderDecisionError(f"증권사 주문내역에 이 주문과 같은 주문번호 {number}가 없습니다.")
+    _apply_row(order, replace(row, order_no=number), now)
+    order.refresh_from_db()
+    _close_order_alerts(order, f"소유자가 증권사 주문번호 {number}를 이 주문으로 확인했습니다.", user=user)
+    logger.warning("order %s adopted broker order %s by user %s", order.client_order_id, number,
+                   getattr(_real_user(user), "pk", None))
+    return order
+
+
+def declare_order_not_received(order: Order, *, user) -> Order:
+    """The owner says an `unknown` order never reached the broker (the look-alike orders are their
+    own): it is closed as rejected, never re-sent."""
+    if order.status != OrderStatus.UNKNOWN:
+        raise OrderDecisionError("결과를 확인하지 못한(unknown) 주문만 접수되지 않음으로 표시할 수 있습니다.")
+    message = "소유자가 증권사에 접수되지 않은 주문으로 확인했습니다 (다시 보내지 않습니다)."
+    Order.objects.filter(pk=order.pk, status=OrderStatus.UNKNOWN).update(
+        status=OrderStatus.REJECTED, error_message=message)
+    order.refresh_from_db()
+    _close_order_alerts(order, message, user=user)
+    return order
+
+
+class OrderDecisionError(Exception):
+    """The owner's decision on an unknown order cannot be applied (Korean message)."""
+
+
+BROKER_READ_ERRORS = (BrokerError, KisError)  # what a broker read may raise, for the views
 
 
 # ------------------------------------------------------------------------------------------- kill switch
@@ -714,25 +910,51 @@ def halt_reason_for(account: BrokerAccount | None) -> str | None:
 def raise_alert(account: BrokerAccount | None, kind: str, message: str, *, key: str = "",
                 details: dict | None = None, blocks_entries: bool = False) -> tuple[TradingAlert, bool]:
     """Open an alert, or return the open one with the same (account, kind, key) unchanged
-    (created False, nothing notified)."""
+    (created False, nothing notified).
+
+    The notification is queued when the outermost transaction commits (`on_commit`), never before:
+    a worker never looks for an alert that is not committed yet, and an alert rolled back with its
+    caller's transaction is never notified. Called outside any transaction, the alert's own
+    transaction is tried again when the database reports a lock conflict (MySQL's deadlock 1213 or
+    lock-wait time-out 1205, SQLite's busy time-out): what it reports (a refused order) is already
+    stored, so a busy moment must not lose it. Inside a caller's transaction the error goes up (the
+    caller's transaction is lost with it)."""
+    from django.db import OperationalError
+
     key = key[:120]
-    with transaction.atomic():
-        if account is not None:  # serialises alert creation per account, so two reconciliations make one
-            list(BrokerAccount.objects.select_for_update().filter(pk=account.pk).values_list("pk", flat=True))
-        existing = (TradingAlert.objects.filter(account=account, kind=kind, key=key, resolved_at__isnull=True)
-                    .order_by("pk").first())
-        if existing is not None:
-            return existing, False
-        alert = TradingAlert.objects.create(
-            account=account, kind=kind, key=key, message=message, details=_jsonable(details or {}),
-            blocks_entries=blocks_entries,
-            # A fill is news, not a problem: it is notified but never waits for someone to resolve it.
-            resolved_at=timezone.now() if kind == AlertKind.FILLED else None,
-        )
-        transaction.on_commit(lambda: _queue_notification(alert.pk), robust=True)
+    tries = 1 if transaction.get_connection().in_atomic_block else 3
+    for attempt in range(1, tries + 1):
+        try:
+            with transaction.atomic():
+                if account is not None:  # serialises alert creation per account: two reconciliations make one
+                    list(BrokerAccount.objects.select_for_update().filter(pk=account.pk).values_list("pk",
+                                                                                                 flat=True))
+                existing = (TradingAlert.objects.filter(account=account, kind=kind, key=key,
+                                                        resolved_at__isnull=True).order_by("pk").first())
+                if existing is not None:
+                    return existing, False
+                alert = TradingAlert.objects.create(
+                    account=account, kind=kind, key=key, message=message, details=_jsonable(details or {}),
+                    blocks_entries=blocks_entries,
+                    # A fill is news, not a problem: notified, but never waits for someone to resolve it.
+                    resolved_at=timezone.now() if kind == AlertKind.FILLED else None,
+                )
+                transaction.on_commit(lambda alert_id=alert.pk: _queue_notification(alert_id), robust=True)
+            break
+        except OperationalError as error:
+            if attempt == tries or not _lock_conflict(error):
+                raise
+            logger.warning("alert %s %s: %s; trying again", kind, key, error)
+            time.sleep(0.2 * attempt)
     logger.log(logging.INFO if kind == AlertKind.FILLED else logging.WARNING, "alert %s %s (account %s): %s",
                alert.pk, kind, getattr(account, "pk", None), message)
     return alert, True
+
+
+def _lock_conflict(error: Exception) -> bool:
+    """A transaction lost to another one and may simply be tried again: MySQL's deadlock (1213) or
+    lock-wait time-out (1205), SQLite's busy time-out ("database is locked")."""
+    return error.args[:1] in ((1205,), (1213,)) or "database is locked" in str(error)
 
 
 def _queue_notification(alert_id: int) -> None:
@@ -748,9 +970,17 @@ def _queue_notification(alert_id: int) -> None:
 
 
 def notify(alert_id: int) -> None:
-    """Send an alert's notifications (e-mail, webhook) and stamp it notified; never raises."""
+    """Send an alert's notifications (e-mail, webhook) and stamp it notified; never raises. An alert
+    already notified (a redelivered task) is not sent again."""
     try:
-        alert = TradingAlert.objects.select_related("account__owner").get(pk=alert_id)
+        alert = TradingAlert.objects.select_related("account__owner").filter(pk=alert_id).first()
+        if alert is None:
+            # Queued only once committed (raise_alert), so the row is missing only when the task came
+            # from a process on another database sharing this queue (a drill's scratch database).
+            logger.warning("alert %s does not exist in this database: nothing to notify", alert_id)
+            return
+        if alert.notified_at is not None:
+            return
         if notifications.notify_alert(alert):
             TradingAlert.objects.filter(pk=alert_id).update(notified_at=timezone.now())
     except Exception:  # a notification never breaks trading
@@ -782,11 +1012,16 @@ def _side_label(side: str) -> str:
     return "매수" if side == OrderSide.BUY else "매도"
 
 
-def _order_alert(order: Order, kind: str, message: str, details: dict | None = None) -> None:
+def _order_alert(order: Order, kind: str, message: str, details: dict | None = None, *,
+                 update: bool = False) -> None:
+    """The order's alert (one open per order and kind). With `update`, an open one takes the new
+    message and details (the candidates of an unknown order change as the broker's rows do)."""
     text = (f"{order.code} {_side_label(order.side)} {order.quantity:,}주 "
             f"({order.get_reason_display()}, {order.trading_date}): {message}")
-    raise_alert(order.broker_account, kind, text, key=f"order-{order.pk}",
-                details={"order": order.pk, "client_order_id": order.client_order_id, **(details or {})})
+    details = {"order": order.pk, "client_order_id": order.client_order_id, **(details or {})}
+    alert, created = raise_alert(order.broker_account, kind, text, key=f"order-{order.pk}", details=details)
+    if update and not created and (alert.message, alert.details) != (text, _jsonable(details)):
+        TradingAlert.objects.filter(pk=alert.pk).update(message=text, details=_jsonable(details))
 
 
 def _record_trade(order: Order, fill: Fill, *, announce: bool) -> None:
@@ -807,12 +1042,17 @@ def _record_trade(order: Order, fill: Fill, *, announce: bool) -> None:
 
 
 def _job_alert(run: WeeklyRun, config: StrategyConfig, status: str, reason: str) -> None:
-    """A JOB_FAILED alert for a failed or blocked run; never raises (the run is already finished)."""
-    verb = "실패했습니다" if status == WeeklyRunStatus.FAILED else "차단되었습니다"
+    """A JOB_FAILED alert for a failed, blocked, waiting or lost (skipped after trying) run; one open
+    alert per run, updated as the run's reason changes; never raises (the run is already finished)."""
+    verb = {WeeklyRunStatus.FAILED: "실패했습니다", WeeklyRunStatus.WAITING: "아직 끝나지 않았습니다(다시 시도합니다)",
+            WeeklyRunStatus.SKIPPED: "이번에는 실행되지 못했습니다",
+            WeeklyRunStatus.COMPLETE: "일부 주문만 보내고 끝났습니다"}.get(status, "차단되었습니다")
     try:
-        raise_alert(config.broker_account, AlertKind.JOB_FAILED,
-                    f"{config.name}: {run.trading_date} {run.get_job_display()} 작업이 {verb}: {reason}",
-                    key=f"run-{run.pk}", details={"run": run.pk, "status": status})
+        message = f"{config.name}: {run.trading_date} {run.get_job_display()} 작업이 {verb}: {reason}"
+        alert, created = raise_alert(config.broker_account, AlertKind.JOB_FAILED, message,
+                                     key=f"run-{run.pk}", details={"run": run.pk, "status": status})
+        if not created and alert.message != message:
+            TradingAlert.objects.filter(pk=alert.pk).update(message=message, details={"run": run.pk, "status": status})
     except Exception:
         logger.exception("could not record the alert of run %s", run.pk)
 
@@ -842,6 +1082,10 @@ def _open_quantities(account: BrokerAccount) -> tuple[dict[str, int], dict[str, 
     return buys, sells
 
 
+def _recorded_positions(account: BrokerAccount) -> dict[str, int]:
+    return {code: position.quantity for code, position in positions_for(account=account).items()}
+
+
 def check_positions(account: BrokerAccount, *, broker=None, now: dt.datetime | None = None) -> PositionReport:
     """Compare `positions_for(account=...)` with `broker.get_balance().holdings` and keep the
     POSITION_MISMATCH alerts in step:
@@ -857,27 +1101,32 @@ def check_positions(account: BrokerAccount, *, broker=None, now: dt.datetime | N
     Raises the broker's error (after a RECONCILE_FAILED alert) when the balance cannot be read."""
     now = now or timezone.now()
     broker = broker or get_broker(account, now)
+    # Our books are read before and after the balance: an order sent or filled meanwhile (a manual order,
+    # another job) is then explained by one of the two readings instead of raising a false mismatch.
+    ours_before, open_before = _recorded_positions(account), _open_quantities(account)
     try:
         balance = broker.get_balance()
     except (BrokerError, KisError) as error:
         raise_alert(account, AlertKind.RECONCILE_FAILED,
                     f"잔고를 읽지 못해 보유 수량을 확인하지 못했습니다: {user_message_for(error)}", key="balance")
         raise
-    ours = {code: position.quantity for code, position in positions_for(account=account).items()}
+    ours, (open_buys, open_sells) = _recorded_positions(account), _open_quantities(account)
     theirs: dict[str, int] = {}
     for holding in balance.holdings:
         if holding.quantity:
             theirs[holding.code] = theirs.get(holding.code, 0) + holding.quantity
-    open_buys, open_sells = _open_quantities(account)
     report = PositionReport()
-    for code in sorted(set(ours) | set(theirs)):
+    for code in sorted(set(ours) | set(theirs) | set(ours_before)):
         recorded, held = ours.get(code, 0), theirs.get(code, 0)
         difference = held - recorded
+        buys_open = max(open_buys.get(code, 0), open_before[0].get(code, 0))
+        sells_open = max(open_sells.get(code, 0), open_before[1].get(code, 0))
+        readings = {recorded, ours_before.get(code, 0)}
         details = {"code": code, "recorded": recorded, "broker": held, "difference": difference,
-                   "open_buy": open_buys.get(code, 0), "open_sell": open_sells.get(code, 0)}
+                   "open_buy": buys_open, "open_sell": sells_open}
         if difference == 0:
             report.matched.append(code)
-        elif -open_sells.get(code, 0) <= difference <= open_buys.get(code, 0):
+        elif any(-sells_open <= held - reading <= buys_open for reading in readings):
             report.in_flight.append(code)
         elif difference < 0:
             report.shortfalls[code] = details
@@ -933,6 +1182,56 @@ def _finish(run: WeeklyRun, status: str, reason: str, now: dt.datetime) -> Weekl
     return run
 
 
+RETRY_INTERVAL = dt.timedelta(minutes=5)  # a waiting run is tried again at the next sweep (every 5 minutes)
+
+
+class WaitRun(Exception):
+    """Not now, for a reason that passes: the run waits and is tried again at `retry_at` (or the next
+    sweep), within its slot's window (the missed-slot policy)."""
+
+    def __init__(self, reason: str, retry_at: dt.datetime | None = None, *, alert: bool = True) -> None:
+        super().__init__(reason)
+        self.retry_at = retry_at
+        self.alert = alert
+
+
+def _wait(run: WeeklyRun, config: StrategyConfig, reason: str, retry_at: dt.datetime, now: dt.datetime,
+          *, alert: bool) -> WeeklyRun:
+    WeeklyRun.objects.filter(pk=run.pk).update(status=WeeklyRunStatus.WAITING, reason=reason, retry_at=retry_at,
+                                                finished_at=now)
+    run.refresh_from_db()
+    if alert:
+        _job_alert(run, config, WeeklyRunStatus.WAITING, reason)
+    return run
+
+
+def _send_outcome(run: WeeklyRun, now: dt.datetime) -> None:
+    """After the sends: raise WaitRun when orders are still pending (not sent for a reason that
+    passes), BlockRun when every planned order was refused before reaching the broker. A run is
+    complete only when its orders went out (or there was nothing to send)."""
+    orders = list(run.orders.order_by("pk"))
+    unsent = [order for order in orders if order.status == OrderStatus.PENDING and order.send_attempts == 0]
+    if unsent:
+        reason = unsent[0].error_message or "주문을 아직 보내지 못했습니다."
+        if _before_open(now, run.trading_date):
+            opens = session_open_close(run.trading_date)[0]
+            raise WaitRun(f"개장({opens:%H:%M}) 전이라 {len(unsent):,}건의 주문을 개장 후 보냅니다.", opens, alert=False)
+        retry_at = now + RETRY_INTERVAL
+        raise WaitRun(f"{len(unsent):,}건의 주문을 보내지 못해 {_seoul(retry_at):%H:%M}에 다시 시도합니다: {reason}",
+                      retry_at)
+    refused = [order for order in orders if order.status == OrderStatus.REJECTED]
+    if orders and len(refused) == len(orders):
+        raise BlockRun(f"계획한 주문 {len(orders):,}건이 모두 거부되었습니다: {refused[0].error_message}")
+
+
+def _finish_complete(run: WeeklyRun, config: StrategyConfig, reason: str, now: dt.datetime) -> WeeklyRun:
+    run = _finish(run, WeeklyRunStatus.COMPLETE, reason, now)
+    for alert in TradingAlert.objects.filter(account=config.broker_account, kind=AlertKind.JOB_FAILED,
+                                             key=f"run-{run.pk}", resolved_at__isnull=True):
+        resolve_alert(alert, user=None, note="자동 해소: 다시 시도해 작업을 마쳤습니다.")
+    return run
+
+
 def _run_job(config: StrategyConfig, job: str, trading_date: dt.date, now: dt.datetime, *,
              dry_run: bool = False, takeover: bool = False) -> JobResult:
     planner = _plan_entry if job == Job.ENTRY else _plan_exit
@@ -948,12 +1247,14 @@ def _run_job(config: StrategyConfig, job: str, trading_date: dt.date, now: dt.da
         config=config, week_start=week_start_of(trading_date), job=job, trading_date=trading_date,
         defaults={"iso_week": iso_week_label(trading_date)},
     )
-    claimable = Q(status__in=(WeeklyRunStatus.PENDING, WeeklyRunStatus.FAILED, WeeklyRunStatus.BLOCKED))
+    claimable = Q(status__in=(WeeklyRunStatus.PENDING, WeeklyRunStatus.FAILED, WeeklyRunStatus.BLOCKED)) | Q(
+        status=WeeklyRunStatus.WAITING) & (Q(retry_at__isnull=True) | Q(retry_at__lte=now))
     if takeover:
         claimable |= Q(status=WeeklyRunStatus.RUNNING, started_at__lte=now - STALE_AFTER)
     claimed = WeeklyRun.objects.filter(claimable, pk=run.pk).update(
-        status=WeeklyRunStatus.RUNNING, started_at=now, attempts=F("attempts") + 1, reason="", finished_at=None)
-    if not claimed:  # complete, skipped, or running in another process
+        status=WeeklyRunStatus.RUNNING, started_at=now, attempts=F("attempts") + 1, reason="", finished_at=None,
+        retry_at=None)
+    if not claimed:  # complete, skipped, waiting for later, or running in another process
         run.refresh_from_db()
         return JobResult(run=run)
     run.refresh_from_db()
@@ -964,6 +1265,12 @@ def _run_job(config: StrategyConfig, job: str, trading_date: dt.date, now: dt.da
         return JobResult(_finish(run, WeeklyRunStatus.BLOCKED,
                                  "모의투자/실전 계좌는 오늘 날짜로만 주문할 수 있습니다.", now))
     may_send, why_not = _may_send(job, trading_date, now)
+    if may_send and _before_open(now, trading_date):
+        # A late open (the year's first session opens at 10:00): plan and send after the open, as the
+        # backtest buys at the day's open; the sweep runs the job again then.
+        opens = session_open_close(trading_date)[0]
+        return JobResult(_wait(run, config, f"개장({opens:%H:%M}) 전이라 개장 후 다시 실행합니다.", opens, now,
+                               alert=False))
     broker = get_broker(account, now)
     try:  # the entry compares positions itself below, and fails closed when it cannot
         reconcile_orders(account, trading_date, broker=broker, now=now, positions=job != Job.ENTRY)
@@ -1006,12 +1313,24 @@ def _run_job(config: StrategyConfig, job: str, trading_date: dt.date, now: dt.da
                 WeeklyRun.objects.filter(pk=run.pk).update(planned=True, plan=_jsonable(info))
             _checkpoint("intents_committed", run)
         for order in run.orders.filter(status=OrderStatus.PENDING).order_by("pk"):
-            _send_order(order, broker, now, may_send, why_not)
-        unsent = list(run.orders.filter(status=OrderStatus.PENDING, send_attempts=0).order_by("pk"))
-        if unsent:  # a risk input could not be read: not sent; running the job again sends them
-            raise BlockRun(f"{len(unsent)}건의 주문을 보내지 못했습니다: {unsent[0].error_message}")
+            _send_order(order, broker, now, may_send, why_not, patient=True)
+        if may_send:
+            _send_outcome(run, now)
+        else:
+            lost = run.orders.filter(status=OrderStatus.CANCELLED, error_message=why_not).count()
+            if lost and not run.orders.exclude(status=OrderStatus.CANCELLED).exists():
+                raise SkipRun(f"{why_not} 보내지 못한 주문 {lost:,}건은 취소했습니다.")
+            if lost:  # some went out before the slot passed: the run is done, the owner is told the rest
+                reason = f"{why_not} 보내지 못한 주문 {lost:,}건은 취소했습니다."
+                _job_alert(run, config, WeeklyRunStatus.COMPLETE, reason)
+                return JobResult(_finish(run, WeeklyRunStatus.COMPLETE, reason, now))
     except SkipRun as skip:
-        return JobResult(_finish(run, WeeklyRunStatus.SKIPPED, str(skip), now))
+        run = _finish(run, WeeklyRunStatus.SKIPPED, str(skip), now)
+        if run.attempts > 1:  # it had tried before: the owner should know the slot was lost
+            _job_alert(run, config, WeeklyRunStatus.SKIPPED, str(skip))
+        return JobResult(run)
+    except WaitRun as wait:
+        return JobResult(_wait(run, config, str(wait), wait.retry_at or now + RETRY_INTERVAL, now, alert=wait.alert))
     except BlockRun as block:
         run = _finish(run, WeeklyRunStatus.BLOCKED, str(block), now)
         _job_alert(run, config, WeeklyRunStatus.BLOCKED, str(block))
@@ -1022,7 +1341,10 @@ def _run_job(config: StrategyConfig, job: str, trading_date: dt.date, now: dt.da
         _job_alert(run, config, WeeklyRunStatus.FAILED, user_message_for(error))
         return JobResult(run)
     reason = "" if may_send else why_not
-    return JobResult(_finish(run, WeeklyRunStatus.COMPLETE, reason, now))
+    rejected = run.orders.filter(status=OrderStatus.REJECTED).count()
+    if may_send and rejected:
+        reason = f"주문 {run.orders.count():,}건 중 {rejected:,}건이 거부되었습니다 (주문 목록에 이유가 있습니다)."
+    return JobResult(_finish_complete(run, config, reason, now))
 
 
 def place_weekly_buys(config: StrategyConfig, trading_date: dt.date, now: dt.datetime, *,
@@ -1083,20 +1405,108 @@ def active_configs():
 
 
 ENTRY_SLOT, CHECK_SLOT, RECONCILE_DELAY = dt.time(9, 5), dt.time(15, 15), dt.timedelta(minutes=5)
+ENTRY_TASK, CHECK_TASK = "orders.weekly_entry", "orders.exit_checks"
+
+
+def scheduled_slot(task: str, default: dt.time) -> dt.time | None:
+    """The slot of a weekly job as the beat schedule has it (editable in the admin): the crontab's
+    single hour and minute, `default` when the crontab is not that simple, None when the periodic
+    task is missing or disabled — then the sweep does not start the job either."""
+    from django_celery_beat.models import PeriodicTask
+
+    periodic = PeriodicTask.objects.filter(task=task).select_related("crontab").order_by("pk").first()
+    if periodic is None or not periodic.enabled:
+        return None
+    crontab = periodic.crontab
+    if crontab is not None and crontab.hour.isdigit() and crontab.minute.isdigit():
+        return dt.time(int(crontab.hour), int(crontab.minute))
+    return default
+
+
+def _run_is_due(config: StrategyConfig, job: str, trading_date: dt.date, now: dt.datetime) -> bool:
+    """No run yet, or one the sweep may take again (pending, failed, blocked, or waiting until now)."""
+    run = WeeklyRun.objects.filter(config=config, week_start=week_start_of(trading_date), job=job,
+                                   trading_date=trading_date).first()
+    if run is None:
+        return True
+    if run.status == WeeklyRunStatus.WAITING:
+        return run.retry_at is None or run.retry_at <= now
+    return run.status in (WeeklyRunStatus.PENDING, WeeklyRunStatus.FAILED, WeeklyRunStatus.BLOCKED)
+
+
+def run_due_jobs(now: dt.datetime | None = None) -> list[WeeklyRun]:
+    """The safety net under the beat (run by the reconciliation sweep every 5 minutes): a trigger that
+    was lost, killed before its run row existed or never delivered costs one sweep interval, not the
+    week. Starts every weekly job that is due today and has no run yet, or whose run waits, failed or
+    was blocked, within the missed-slot policy:
+
+    - the entry from its slot (or the day's open, if later) until the entry cut-off, on the week's
+      first trading day;
+    - the check (the exit on the week's last trading day) from its slot until the day's close;
+    - any waiting run whose retry time has come, whatever its day (a slot that has passed ends it:
+      skipped, its unsent orders cancelled, with the reason).
+
+    The jobs' own claims keep every run single: a run the beat started at the same moment is left alone."""
+    now = now or timezone.now()
+    local = _seoul(now)
+    today = local.date()
+    runs: list[WeeklyRun] = []
+    waiting = (WeeklyRun.objects.filter(status=WeeklyRunStatus.WAITING, retry_at__lte=now)
+               .select_related("config").order_by("pk"))
+    for run in waiting:
+        if not run.config.is_active:
+            runs.append(_drop_waiting_run(run, now))
+        else:
+            runs.append(_run_job(run.config, run.job, run.trading_date, now).run)
+    if not is_trading_day(today):
+        return runs
+    opens, closes = session_open_close(today)
+    entry_slot = scheduled_slot(ENTRY_TASK, ENTRY_SLOT)
+    check_slot = scheduled_slot(CHECK_TASK, CHECK_SLOT)
+    entry_due = (entry_slot is not None and first_trading_day_of_week(today) == today
+                 and max(dt.datetime.combine(today, entry_slot, tzinfo=SEOUL), opens) <= local
+                 and local.time() <= entry_cutoff())
+    check_due = check_slot is not None and max(dt.datetime.combine(today, check_slot, tzinfo=SEOUL), opens) <= local < closes
+    exit_day = last_trading_day_of_week(today) == today
+    for config in active_configs():
+        try:
+            if entry_due and _run_is_due(config, Job.ENTRY, today, now):
+                result = place_weekly_buys(config, today, now)
+                if result is not None and result.run is not None:
+                    runs.append(result.run)
+            if check_due and _run_is_due(config, Job.EXIT if exit_day else Job.CHECK, today, now):
+                result = run_exit_checks(config, today, now)
+                if result is not None and result.run is not None:
+                    runs.append(result.run)
+        except Exception:  # one config's failure never stops the others
+            logger.exception("the sweep could not start the due jobs of config %s", config.pk)
+    return runs
+
+
+def _drop_waiting_run(run: WeeklyRun, now: dt.datetime) -> WeeklyRun:
+    """A waiting run of a strategy that was switched off: its unsent orders are cancelled, the run skipped."""
+    reason = "전략이 비활성화되어 남은 작업을 건너뜁니다."
+    if WeeklyRun.objects.filter(pk=run.pk, status=WeeklyRunStatus.WAITING).update(
+            status=WeeklyRunStatus.SKIPPED, reason=reason, finished_at=now, retry_at=None):
+        run.orders.filter(status=OrderStatus.PENDING, send_attempts=0).update(
+            status=OrderStatus.CANCELLED, error_message="전략이 비활성화되어 보내지 않았습니다.")
+    run.refresh_from_db()
+    return run
 
 
 def replay_paper_week(config: StrategyConfig, day: dt.date, *, until: dt.datetime | None = None) -> list[WeeklyRun]:
     """Run the week of `day` for a paper config as the scheduler would have: the entry at 09:05 of
     its first trading day, the check at 15:15 of each trading day (the exit on the last), a
-    reconciliation after each, on the job clock; only slots before `until` (default now) and on
-    days whose bars are stored. The runs' unique keys make a second replay (or the scheduler
-    afterwards) do nothing twice. Used by the demo set-up and for trying a strategy on past weeks."""
+    reconciliation after each, and a waiting run again at its retry time (a late open), as the sweep
+    would, on the job clock; only slots before `until` (default now) and on days whose bars are
+    stored. The runs' unique keys make a second replay (or the scheduler afterwards) do nothing
+    twice. Used by the demo set-up and for trying a strategy on past weeks."""
     account = config.broker_account
     if account is None or account.mode != BrokerMode.PAPER:
         raise ValueError("only a paper account's past weeks can be replayed")
     until = until or timezone.now()
     stored = set(DailyBar.objects.filter(date__in=week_trading_days(day)).values_list("date", flat=True).distinct())
-    runs = []
+    runs: dict[int, WeeklyRun] = {}  # a run tried again (a late open) is listed once, in its last state
     for trading_date in week_trading_days(day):
         if trading_date not in stored:
             break
@@ -1104,13 +1514,18 @@ def replay_paper_week(config: StrategyConfig, day: dt.date, *, until: dt.datetim
         slots.append((CHECK_SLOT, run_exit_checks))
         for slot, job in slots:
             now = dt.datetime.combine(trading_date, slot, tzinfo=SEOUL)
+            while now < until:
+                result = job(config, trading_date, now)
+                if result is not None and result.run is not None:
+                    runs[result.run.pk] = result.run
+                reconcile_orders(account, trading_date, now=now + RECONCILE_DELAY)
+                run = result.run if result is not None else None
+                if run is None or run.status != WeeklyRunStatus.WAITING or not run.retry_at or run.retry_at <= now:
+                    break
+                now = run.retry_at  # the sweep takes a waiting run again at its retry time
             if now >= until:
-                return runs
-            result = job(config, trading_date, now)
-            if result is not None and result.run is not None:
-                runs.append(result.run)
-            reconcile_orders(account, trading_date, now=now + RECONCILE_DELAY)
-    return runs
+                return list(runs.values())
+    return list(runs.values())
 
 
 # ------------------------------------------------------------------------------------------- manual orders
@@ -1124,6 +1539,11 @@ def replay_paper_week(config: StrategyConfig, day: dt.date, *, until: dt.datetim
 MANUAL_MAX_QUANTITY = 10_000_000
 MANUAL_MAX_PRICE = 100_000_000
 IDEMPOTENCY_KEY_MAX_LENGTH = 200
+# A replay of a key whose order is still pending waits (at most MANUAL_REPLAY_WAIT) for the request
+# that stored it, which may be at work on it for up to MANUAL_IN_FLIGHT after its intent (a web
+# request's whole life); untouched after that, the first request died and the replay sends it.
+MANUAL_REPLAY_WAIT = dt.timedelta(seconds=10)
+MANUAL_IN_FLIGHT = dt.timedelta(seconds=60)
 
 
 class ManualOrderError(Exception):
@@ -1217,10 +1637,15 @@ def place_manual_order(user, account, symbol: str, *, side: str = OrderSide.BUY,
     stored; rejected/cancelled with the reason when the broker, the kill switch or a risk check
     refused it). With an `idempotency_key` already used by this user, the existing order is
     returned untouched (`order.idempotent_replay` is True) — unless it was stored but never sent,
-    in which case this call sends it; different parameters under the same key raise
-    `IdempotencyKeyReused`. Raises `ManualOrderError` (nothing stored) on bad input."""
+    in which case this call sends it; a concurrent request with the same key (a double click) waits
+    for the first one's outcome and answers the same order, never an error; different parameters
+    under the same key raise `IdempotencyKeyReused`. Raises `ManualOrderError` (nothing stored) on
+    bad input."""
+    from django.db import IntegrityError, OperationalError
+
     from market.krx import validate_order
 
+    live = now is None  # a request of now, not a replayed past moment
     now = now or timezone.now()
     account = _manual_account(user, account)
     if account.mode != BrokerMode.PAPER:
@@ -1238,7 +1663,7 @@ def place_manual_order(user, account, symbol: str, *, side: str = OrderSide.BUY,
     if idempotency_key:
         existing = Order.objects.filter(client_order_id=client_id).select_related("broker_account").first()
         if existing is not None:
-            return _manual_replay(existing, account, code, side, quantity, order_type, price or 0, now)
+            return _manual_replay(existing, account, code, side, quantity, order_type, price or 0, now, live=live)
 
     instrument = Instrument.objects.filter(code=code).first()
     if instrument is None:
@@ -1255,19 +1680,35 @@ def place_manual_order(user, account, symbol: str, *, side: str = OrderSide.BUY,
     if reasons:
         raise ManualOrderError(" / ".join(reasons), field="price" if price is not None else "quantity")
 
-    with transaction.atomic():
-        order, created = Order.objects.get_or_create(
-            client_order_id=client_id,
-            defaults={
-                "run": None, "config": None, "broker_account": account, "trading_date": trading_date, "code": code,
-                "side": side, "order_type": order_type, "quantity": quantity, "price": price or 0,
-                "reference_price": price or int(prev_close or 0), "reason": OrderReason.MANUAL, "intent_at": now,
-            },
-        )
+    for attempt in range(1, 4):
+        try:  # the insert commits in a transaction of its own, before anything is sent
+            order, created = Order.objects.get_or_create(
+                client_order_id=client_id,
+                defaults={
+                    "run": None, "config": None, "broker_account": account, "trading_date": trading_date,
+                    "code": code, "side": side, "order_type": order_type, "quantity": quantity,
+                    "price": price or 0, "reference_price": price or int(prev_close or 0),
+                    "reason": OrderReason.MANUAL, "intent_at": now,
+                },
+            )
+            break
+        except IntegrityError:
+            # The unique client order id: a concurrent request with the same key stored it after this
+            # request's look-up (a double click). That is a replay of that order, never an error.
+            order = Order.objects.filter(client_order_id=client_id).select_related("broker_account").first()
+            if order is None:
+                raise
+            created = False
+            break
+        except OperationalError as error:  # a deadlock or lock time-out: nothing was stored
+            if attempt == 3 or not _lock_conflict(error):
+                raise
+            logger.warning("storing manual order %s: %s; trying again", client_id, error)
+            time.sleep(0.2 * attempt)
     if not created:  # a concurrent request with the same key won the insert
-        return _manual_replay(order, account, code, side, quantity, order_type, price or 0, now)
+        return _manual_replay(order, account, code, side, quantity, order_type, price or 0, now, live=live)
     _checkpoint("manual_intent_committed", order)
-    _send_manual(order, account, now)
+    _send_manual(order, account, now, live=live)
     if order.status == OrderStatus.PENDING and order.send_attempts == 0 and not idempotency_key:
         # Not sent because a risk input could not be read: without a key nobody can retry this very
         # order, so it is closed (the reason stays) rather than left pending for ever.
@@ -1279,24 +1720,39 @@ def place_manual_order(user, account, symbol: str, *, side: str = OrderSide.BUY,
 
 
 def _manual_replay(order: Order, account: BrokerAccount, code: str, side: str, quantity: int, order_type: str,
-                   price: int, now: dt.datetime) -> Order:
+                   price: int, now: dt.datetime, *, live: bool = False) -> Order:
     same = (order.broker_account_id, order.code, order.side, order.quantity, order.order_type, order.price) == (
         account.pk, code, side, quantity, order_type, price)
     if not same:
         raise IdempotencyKeyReused(
             "같은 Idempotency-Key로 다른 내용의 주문이 이미 있습니다. 새 주문에는 새 키를 쓰세요.",
             field="idempotency_key")
-    if order.status == OrderStatus.PENDING and order.send_attempts == 0:
-        _send_manual(order, order.broker_account, now)  # stored but never sent (the first request died)
+    # A double click: the request that stored the order may be at work on it right now (pending with
+    # no reason yet, or its send claimed). Wait for its outcome instead of racing it through the risk
+    # checks, so both answers show the same order. Still pending and untouched once that request's
+    # time is over: it died before sending, and this call sends the order; pending with a reason: it
+    # ended without sending (a risk input or the broker could not be reached), and this call tries again.
+    in_flight = (order.intent_at + MANUAL_IN_FLIGHT - now).total_seconds()
+    started = time.monotonic()
+    while (order.status == OrderStatus.PENDING and (order.send_attempts or not order.error_message)
+           and time.monotonic() - started < min(in_flight, MANUAL_REPLAY_WAIT.total_seconds())):
+        time.sleep(0.05)
+        order.refresh_from_db()
+    first_request_over = bool(order.error_message) or time.monotonic() - started >= in_flight
+    if order.status == OrderStatus.PENDING and order.send_attempts == 0 and first_request_over:
+        _send_manual(order, order.broker_account, now, live=live)
     order.refresh_from_db()
     order.idempotent_replay = True
     return order
 
 
-def _send_manual(order: Order, account: BrokerAccount, now: dt.datetime) -> None:
+def _send_manual(order: Order, account: BrokerAccount, now: dt.datetime, *, live: bool = False) -> None:
     """Send through `_send_order`; on the paper broker, read the fill back at once (reconciliation
-    only reads, never sends)."""
-    broker = get_broker(account, now)
+    only reads, never sends). `live`: a request of now, so the paper broker books the order at the
+    moment it gets it, as a real broker does (concurrent requests arrive in another order than they
+    began), not at the request's start."""
+    paper_now = live and account.mode == BrokerMode.PAPER
+    broker = broker_for(account) if paper_now else get_broker(account, now)
     may_send = order.trading_date == order_trading_day(now)
     why_not = "" if may_send else f"{order.trading_date} 거래일이 지나 주문을 보내지 않았습니다."
     _send_order(order, broker, now, may_send, why_not)

@@ -44,10 +44,14 @@ def exit_checks() -> dict:
 
 @shared_task(name="orders.reconcile")
 def reconcile() -> dict:
+    """The 5-minute sweep: close interrupted manual orders, reconcile, resume interrupted runs, and
+    start the weekly jobs that are due and have not run (a lost trigger costs one interval)."""
     manual = services.close_interrupted_manual_orders()  # an unknown one is reconciled right below
     summaries = services.reconcile_open_orders()
     resumed = services.resume_interrupted_runs()
-    return {"accounts": len(summaries), "resumed": [run.pk for run in resumed], "manual": manual}
+    started = services.run_due_jobs()
+    return {"accounts": len(summaries), "failed": sorted(pk for pk, s in summaries.items() if s.error),
+            "resumed": [run.pk for run in resumed], "started": [run.pk for run in started], "manual": manual}
 
 
 @shared_task(name="orders.notify_alert", ignore_result=True)

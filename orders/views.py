@@ -112,3 +112,38 @@ def resolve_alert(request, pk: int):
         return render(request, "orders/partials/alerts.html", {"alerts": selectors.open_alerts_for(request.user)})
     messages.success(request, _("Alert resolved."))
     return redirect("dashboard")
+
+
+@login_required
+@require_POST
+def decide_unknown_order(request, pk: int):
+    """The owner settles an order whose broker answer was lost and that reconciliation left to a person
+    (its alert lists the look-alike broker orders): `action=adopt` with `order_no` (that broker order is
+    this one) or `action=not_received` (it never reached the broker). HTMX gets the alerts card back."""
+    alert = selectors.alert_for(request.user, pk)
+    order = selectors.own_order(request.user, (alert.details or {}).get("order")) if alert else None
+    if order is None:
+        raise Http404
+    action = request.POST.get("action")
+    try:
+        if action == "adopt":
+            services.adopt_broker_order(order, (request.POST.get("order_no") or "").strip()[:20], user=request.user)
+        elif action == "not_received":
+            services.declare_order_not_received(order, user=request.user)
+        else:
+            return HttpResponseBadRequest(_("Unknown action."))
+    except services.OrderDecisionError as error:
+        if request.htmx:
+            return HttpResponseBadRequest(str(error))
+        messages.error(request, str(error))
+        return redirect("dashboard")
+    except services.BROKER_READ_ERRORS as error:
+        message = _("The broker's orders could not be read: %(error)s") % {"error": services.user_message_for(error)}
+        if request.htmx:
+            return HttpResponseBadRequest(message)
+        messages.error(request, message)
+        return redirect("dashboard")
+    if request.htmx:
+        return render(request, "orders/partials/alerts.html", {"alerts": selectors.open_alerts_for(request.user)})
+    messages.success(request, _("Order settled."))
+    return redirect("dashboard")

@@ -130,9 +130,16 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.mysql":
     DATABASES["default"]["TEST"] = {"CHARSET": "utf8mb4", "COLLATION": "utf8mb4_unicode_ci"}
     DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("DB_CONN_MAX_AGE", default=60))
 elif DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
-    # WAL and a busy timeout let the web process and the in-process worker share the file.
+    # WAL and a busy timeout let the web process and the in-process worker share the file. Every
+    # transaction takes the write lock when it begins (IMMEDIATE), so it waits its turn (up to the
+    # timeout) there; a deferred one that read first and writes later fails at once with "database is
+    # locked" whenever another connection wrote in between (SQLite cannot wait for a stale snapshot).
     DATABASES["default"].setdefault("OPTIONS", {}).update(
-        {"timeout": 20, "init_command": "PRAGMA journal_mode=WAL;PRAGMA synchronous=NORMAL;"}
+        {
+            "timeout": 20,
+            "transaction_mode": "IMMEDIATE",
+            "init_command": "PRAGMA journal_mode=WAL;PRAGMA synchronous=NORMAL;",
+        }
     )
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
@@ -348,6 +355,10 @@ try:
     ORDERS_ENTRY_CUTOFF = time.fromisoformat(env("ORDERS_ENTRY_CUTOFF", default="13:00"))
 except ValueError as error:
     raise ImproperlyConfigured(f"ORDERS_ENTRY_CUTOFF must be a time such as 13:00: {error}") from error
+# KIS has no client order id: an order whose answer was lost is matched to the broker's daily orders by
+# its attributes and by the time its request was in flight. The broker's clock is not ours (seen 5 s
+# behind), so the broker's order time may fall this many seconds outside that window either way.
+ORDERS_BROKER_CLOCK_TOLERANCE_SECONDS = env.int("ORDERS_BROKER_CLOCK_TOLERANCE_SECONDS", default=120)
 # Alerts (fills, rejections, position mismatches, failed jobs) by e-mail to the account owner (needs
 # EMAIL_URL) and/or as {"text": ...} POSTed to a Slack-compatible incoming webhook.
 NOTIFY_EMAIL = env.bool("NOTIFY_EMAIL", default=False)

@@ -14,6 +14,8 @@ from market.krx import SEOUL
 from market.models import Instrument
 from strategies.models import StrategyConfig, UniverseMode
 
+from .kis_week import kis_week  # noqa: F401 - the fixture, for every orders test
+
 MONDAY = dt.date(2025, 11, 24)  # a normal KRX week: Mon 24 .. Fri 28 November 2025
 FRIDAY = dt.date(2025, 11, 28)
 

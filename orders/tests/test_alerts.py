@@ -119,6 +119,34 @@ def test_fills_the_broker_has_not_reported_yet_are_not_a_mismatch(paper_account,
     assert not mismatches(paper_account).exists()
 
 
+def test_an_order_filled_and_recorded_while_the_balance_is_read_is_not_a_mismatch(paper_account, demo_bars,
+                                                                                  monkeypatch):
+    """Two requests at once: the check reads the balance (no shares yet), then another request's buy
+    is filled and recorded before the check reads our books. Not a shortfall (which would block entries)."""
+    code = demo_bars[0]
+    broker = get_broker(paper_account, at(MONDAY, 9, 30))
+    real_balance = PaperBroker.get_balance
+
+    def balance_then_a_concurrent_buy(self):
+        balance = real_balance(self)
+        order = Order.objects.create(
+            broker_account=paper_account, client_order_id="concurrent-1", trading_date=MONDAY, code=code,
+            side="buy", order_type="01", quantity=5, reference_price=0, reason="manual", intent_at=at(MONDAY, 9, 30),
+        )
+        _send_order(order, broker, at(MONDAY, 9, 30), True, "")
+        monkeypatch.setattr(PaperBroker, "get_balance", real_balance)
+        reconcile_orders(paper_account, MONDAY, broker=broker, now=at(MONDAY, 9, 31), positions=False)
+        assert Order.objects.get(pk=order.pk).status == OrderStatus.FILLED
+        return balance
+
+    monkeypatch.setattr(PaperBroker, "get_balance", balance_then_a_concurrent_buy)
+    report = services.check_positions(paper_account, broker=broker, now=at(MONDAY, 9, 31))
+    assert report.in_flight == [code] and not report.shortfalls
+    assert not mismatches(paper_account).exists()
+    # The next check sees both sides agree.
+    assert services.check_positions(paper_account, broker=broker, now=at(MONDAY, 9, 35)).matched == [code]
+
+
 def test_the_entry_fails_closed_when_the_balance_cannot_be_read(config, monkeypatch):
     def down(self):
         raise BrokerError("잔고 조회 실패")
@@ -192,7 +220,8 @@ def test_a_reconciliation_failure_raises_one_alert(config, monkeypatch):
         raise BrokerError("주문 조회 실패")
 
     monkeypatch.setattr(PaperBroker, "get_daily_orders", broken)
-    assert reconcile_open_orders(now=at(MONDAY, 10, 0)) == {}
+    results = reconcile_open_orders(now=at(MONDAY, 10, 0))
+    assert "주문 조회 실패" in results[config.broker_account_id].error  # the caller sees the failure
     reconcile_open_orders(now=at(MONDAY, 10, 5))
     [alert] = TradingAlert.objects.filter(kind=AlertKind.RECONCILE_FAILED)
     assert "주문 조회 실패" in alert.message and alert.key == f"orders-{MONDAY}"

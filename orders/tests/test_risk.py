@@ -108,11 +108,17 @@ def test_a_halt_while_the_job_sends_rejects_every_order_still_pending(config, mo
 
     monkeypatch.setattr(services, "_checkpoint", halt_after_planning)
     result = place_weekly_buys(config, MONDAY, at(MONDAY, 9, 5))
-    assert result.run.status == WeeklyRunStatus.COMPLETE
+    # Every order refused: the run did not do its job, so it is not "complete" and says why.
+    assert result.run.status == WeeklyRunStatus.BLOCKED
+    assert "3건이 모두 거부" in result.run.reason and "주문 중 정지" in result.run.reason
+    assert TradingAlert.objects.filter(kind=AlertKind.JOB_FAILED, key=f"run-{result.run.pk}").exists()
     orders = list(Order.objects.all())
     assert len(orders) == 3
     for order in orders:
         assert_refused(order, risk.KILL_SWITCH, "주문 중 정지")
+    assert not PaperOrder.objects.exists()
+    # Tried again (the sweep) it stays blocked and sends nothing: refused intents are never re-sent.
+    assert place_weekly_buys(config, MONDAY, at(MONDAY, 9, 10)).run.status == WeeklyRunStatus.BLOCKED
     assert not PaperOrder.objects.exists()
 
 
@@ -221,7 +227,7 @@ def test_the_daily_loss_limit_stops_new_buys_but_not_sells(paper_account, demo_b
     assert closing.status == OrderStatus.SUBMITTED  # reducing exposure is never blocked by the loss limit
 
 
-def test_an_unreadable_risk_input_sends_nothing_and_blocks_the_run_until_it_is_run_again(config, monkeypatch):
+def test_an_unreadable_risk_input_sends_nothing_and_the_run_waits_to_be_tried_again(config, monkeypatch):
     from market.brokers.paper import PaperBroker
 
     real = PaperBroker.get_buyable
@@ -231,7 +237,8 @@ def test_an_unreadable_risk_input_sends_nothing_and_blocks_the_run_until_it_is_r
 
     monkeypatch.setattr(PaperBroker, "get_buyable", down)
     result = place_weekly_buys(config, MONDAY, at(MONDAY, 9, 5))
-    assert result.run.status == WeeklyRunStatus.BLOCKED and "주문가능금액" in result.run.reason
+    assert result.run.status == WeeklyRunStatus.WAITING and "주문가능금액" in result.run.reason
+    assert result.run.retry_at == at(MONDAY, 9, 10)  # the next sweep
     assert not PaperOrder.objects.exists()
     assert set(Order.objects.values_list("status", "send_attempts")) == {(OrderStatus.PENDING, 0)}
     assert "주문가능금액 조회 실패" in Order.objects.first().error_message

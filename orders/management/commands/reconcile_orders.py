@@ -1,14 +1,18 @@
-"""`manage.py reconcile_orders [--date YYYY-MM-DD]`: bring open orders to the broker's state (never sends)."""
+"""`manage.py reconcile_orders [--date YYYY-MM-DD]`: bring open orders to the broker's state (never sends).
+Exits 1 when an account's orders or balance could not be read: a failed reconciliation is not a success."""
 
 from __future__ import annotations
 
 import datetime as dt
 
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandError
 
 from accounts.models import BrokerAccount
+from market.gateway import BrokerError, user_message_for
+from market.kis.errors import KisError
 from orders.models import OPEN_STATUSES, Order
 from orders.services import (
+    ReconcileSummary,
     close_interrupted_manual_orders,
     reconcile_open_orders,
     reconcile_orders,
@@ -37,12 +41,22 @@ class Command(BaseCommand):
             ids = Order.objects.filter(trading_date=date, status__in=OPEN_STATUSES).values_list(
                 "broker_account_id", flat=True).distinct()
             for account in BrokerAccount.objects.filter(pk__in=set(ids)):
-                results[account.pk] = reconcile_orders(account, date)
+                try:
+                    results[account.pk] = reconcile_orders(account, date)
+                except (BrokerError, KisError) as error:
+                    results[account.pk] = ReconcileSummary(error=f"{date}: {user_message_for(error)}")
         for account_id, summary in results.items():
+            if summary.error:
+                self.stderr.write(f"account {account_id}: reconciliation failed: {summary.error}")
+                continue
             self.stdout.write(
                 f"account {account_id}: checked {summary.checked}, unknown matched {summary.matched_unknown}, "
-                f"fills {summary.fills_recorded}, unresolved {summary.unresolved}, "
+                f"fills {summary.fills_recorded}, unresolved {summary.unresolved}, expired {summary.expired}, "
                 f"external {len(summary.external_orders)}"
             )
         for run in resume_interrupted_runs():
             self.stdout.write(f"resumed run {run.pk}: {run.status} {run.reason}".rstrip())
+        failed = sorted(account_id for account_id, summary in results.items() if summary.error)
+        if failed:
+            raise CommandError(f"reconciliation failed for account(s) {', '.join(map(str, failed))}: "
+                               "the broker could not be read (see above); nothing was concluded for them")
