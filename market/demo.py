@@ -30,82 +30,16 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import date
-from typing import Any, Literal
 
 import numpy as np
 
-from market.krx.ticks import DAILY_LIMIT_PERCENT, TICK_TABLE
+from market.krx.ticks import price_limits_array, round_to_tick_array
 
 DEFAULT_SEED = 20261124
 # First day of the canonical demo history; simulate from here so every run agrees on every date.
 DEMO_EPOCH = date(2010, 1, 4)
 # The date on which a symbol's fundamental value is its ``base_price``.
 DEMO_BASE_DATE = date(2025, 1, 2)
-
-RoundingDirection = Literal["down", "up", "nearest"]
-
-# ---------------------------------------------------------------------------------------------
-# Vectorised KRX price grid (same semantics as market.krx.ticks, on numpy arrays)
-# ---------------------------------------------------------------------------------------------
-
-_BAND_STARTS = np.array([start for start, _ in TICK_TABLE], dtype=np.int64)
-_BAND_TICKS = np.array([tick for _, tick in TICK_TABLE], dtype=np.int64)
-
-
-def _check_positive(p: np.ndarray, name: str) -> None:
-    if p.dtype.kind not in "iuf":
-        raise TypeError(f"{name} must be a numeric array, got dtype {p.dtype}")
-    if p.size and (not np.all(np.isfinite(p)) or p.min() < 1):
-        raise ValueError(f"{name} must be at least 1 KRW everywhere")
-
-
-def tick_sizes(prices: Any) -> np.ndarray:
-    """Tick size of each price (``tick_size_for`` on an array); a float uses its integer part."""
-    p = np.asarray(prices)
-    _check_positive(p, "prices")
-    whole = np.floor(p).astype(np.int64) if p.dtype.kind == "f" else p.astype(np.int64)
-    return _BAND_TICKS[np.searchsorted(_BAND_STARTS, whole, side="right") - 1]
-
-
-def round_to_tick_array(prices: Any, direction: RoundingDirection = "down") -> np.ndarray:
-    """``round_to_tick`` on an array of prices >= 1 (int or float), returning int64.
-
-    ``down``: highest grid price <= p; ``up``: lowest grid price >= p; ``nearest``: the closer
-    one, ties up. The tick is that of the price itself, as in ``market.krx.ticks``; for integer
-    input the result equals ``round_to_tick`` element by element.
-    """
-    if direction not in ("down", "up", "nearest"):
-        raise ValueError(f"direction must be 'down', 'up' or 'nearest', got {direction!r}")
-    p = np.asarray(prices)
-    tick = tick_sizes(p)
-    if p.dtype.kind == "f":
-        below = np.floor(p / tick) * tick
-    else:
-        p = p.astype(np.int64)
-        below = p - p % tick
-    above = np.where(below == p, below, below + tick)
-    if direction == "down":
-        out = below
-    elif direction == "up":
-        out = above
-    else:
-        out = np.where(p - below < above - p, below, above)
-    return np.asarray(out).astype(np.int64)
-
-
-def price_limits_array(prev_close: Any) -> tuple[np.ndarray, np.ndarray]:
-    """``price_limits`` on an int array: (lower, upper) daily limits, ±30 % moved onto the grid."""
-    base = np.asarray(prev_close)
-    if base.dtype.kind not in "iu":
-        raise TypeError("prev_close must be an integer array")
-    base = base.astype(np.int64)
-    _check_positive(base, "prev_close")
-    upper_raw = base * (100 + DAILY_LIMIT_PERCENT) // 100
-    lower_raw = -(-base * (100 - DAILY_LIMIT_PERCENT) // 100)
-    upper = round_to_tick_array(upper_raw, "down")
-    lower = round_to_tick_array(np.maximum(lower_raw, 1), "up")
-    return lower, upper
-
 
 # ---------------------------------------------------------------------------------------------
 # Universe

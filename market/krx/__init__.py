@@ -1,5 +1,5 @@
-"""KRX market rules in plain Python (no Django): price grid, fees and tax,
-trading calendar, and pre-trade order checks."""
+"""KRX market rules in plain Python (no Django): price grid (per price and on numpy arrays),
+fees and tax, trading calendar, and pre-trade order checks."""
 
 from market.krx.calendar import (
     CALENDAR_NAME,
@@ -48,9 +48,12 @@ from market.krx.ticks import (
     TICK_TABLE_EFFECTIVE_FROM,
     is_on_tick,
     price_limits,
+    price_limits_array,
     round_to_tick,
+    round_to_tick_array,
     shift_ticks,
     tick_size_for,
+    tick_sizes,
 )
 
 __all__ = [
@@ -85,7 +88,9 @@ __all__ = [
     "parse_market",
     "previous_trading_day",
     "price_limits",
+    "price_limits_array",
     "round_to_tick",
+    "round_to_tick_array",
     "sell_tax_for",
     "sell_tax_for_trade",
     "sell_tax_row_for",
@@ -94,6 +99,7 @@ __all__ = [
     "shift_ticks",
     "tax_rate_for",
     "tick_size_for",
+    "tick_sizes",
     "trading_days",
     "validate_order",
     "week_trading_days",

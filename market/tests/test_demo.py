@@ -1,4 +1,5 @@
-"""The synthetic demo market (market.demo): KRX grid and limits, OHLC sanity, determinism. No database."""
+"""The synthetic demo market (market.demo): OHLC on the KRX grid and within the limits, determinism.
+No database. The vectorised grid itself is tested in test_krx_ticks.py."""
 
 from __future__ import annotations
 
@@ -13,77 +14,10 @@ from market.demo import (
     FAMOUS,
     generate_bars,
     generate_universe,
-    price_limits_array,
-    round_to_tick_array,
-    tick_sizes,
 )
-from market.krx import TICK_TABLE, is_on_tick, price_limits, round_to_tick, tick_size_for, trading_days
+from market.krx import is_on_tick, price_limits_array, tick_sizes, trading_days
 
 PRICE_FIELDS = ("open", "high", "low", "close")
-
-
-def sample_prices() -> np.ndarray:
-    """Every price within 300 won of each band boundary, small prices, and a log-uniform spread."""
-    near_bounds = [np.arange(max(start - 300, 1), start + 300) for start, _ in TICK_TABLE]
-    rng = np.random.default_rng(1)
-    spread = np.exp(rng.uniform(0, np.log(5_000_000), 20_000)).astype(np.int64)
-    return np.unique(np.concatenate([*near_bounds, np.arange(1, 3_000), spread, [1, 2_000_000, 4_999_999]]))
-
-
-PRICES = sample_prices()
-
-
-# --- vectorised grid --------------------------------------------------------------------------
-
-
-def test_tick_sizes_match_tick_size_for():
-    expected = np.array([tick_size_for(int(p)) for p in PRICES])
-    np.testing.assert_array_equal(tick_sizes(PRICES), expected)
-
-
-@pytest.mark.parametrize("direction", ["down", "up", "nearest"])
-def test_round_to_tick_array_matches_round_to_tick(direction):
-    expected = np.array([round_to_tick(int(p), direction) for p in PRICES])
-    got = round_to_tick_array(PRICES, direction)
-    assert got.dtype == np.int64
-    np.testing.assert_array_equal(got, expected)
-
-
-def test_round_to_tick_array_on_floats_brackets_the_price():
-    rng = np.random.default_rng(2)
-    prices = np.exp(rng.uniform(0, np.log(3_000_000), 20_000))
-    down, up, nearest = (round_to_tick_array(prices, d) for d in ("down", "up", "nearest"))
-    assert all(is_on_tick(int(p)) for p in np.concatenate([down, up]))
-    assert np.all(down <= prices) and np.all(prices <= up)
-    assert np.all(up - down <= tick_sizes(prices))
-    assert np.all((nearest == down) | (nearest == up))
-    closer = np.where(prices - down < up - prices, down, up)
-    np.testing.assert_array_equal(nearest, closer)
-
-
-def test_round_to_tick_array_float_examples():
-    got = round_to_tick_array(np.array([1999.7, 2002.4, 2002.5, 70_049.9, 70_050.0, 1.2]), "nearest")
-    assert got.tolist() == [2_000, 2_000, 2_005, 70_000, 70_100, 1]
-
-
-def test_price_limits_array_matches_price_limits():
-    lower, upper = price_limits_array(PRICES)
-    expected = np.array([price_limits(int(p)) for p in PRICES])
-    np.testing.assert_array_equal(lower, expected[:, 0])
-    np.testing.assert_array_equal(upper, expected[:, 1])
-
-
-@pytest.mark.parametrize("bad", [np.array([0]), np.array([-5, 100]), np.array([np.nan])])
-def test_grid_functions_reject_prices_below_one(bad):
-    with pytest.raises(ValueError):
-        tick_sizes(bad)
-    with pytest.raises(ValueError):
-        round_to_tick_array(bad)
-
-
-def test_round_to_tick_array_rejects_unknown_direction():
-    with pytest.raises(ValueError):
-        round_to_tick_array(np.array([1000]), "sideways")
 
 
 # --- universe ---------------------------------------------------------------------------------

@@ -1,5 +1,8 @@
-"""Property tests (hypothesis) for the KRX price grid and the daily price limits."""
+"""Property tests (hypothesis) for the KRX price grid and the daily price limits, per price and on arrays."""
 
+import math
+
+import numpy as np
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -7,9 +10,12 @@ from market.krx import (
     TICK_TABLE,
     is_on_tick,
     price_limits,
+    price_limits_array,
     round_to_tick,
+    round_to_tick_array,
     shift_ticks,
     tick_size_for,
+    tick_sizes,
     validate_order,
 )
 
@@ -67,3 +73,36 @@ def test_validate_order_accepts_exactly_the_on_grid_prices_inside_the_limits(pre
     lower, upper = price_limits(prev_close)
     reasons = validate_order("buy", "00", 1, price, prev_close)
     assert (reasons == []) == (is_on_tick(price) and lower <= price <= upper)
+
+
+# --- the vectorised grid (numpy, for the demo market and the backtester) equals the scalar one ---------
+
+price_arrays = st.lists(prices, min_size=1, max_size=50).map(lambda values: np.array(values, dtype=np.int64))
+float_prices = st.floats(min_value=1, max_value=5_000_000, allow_nan=False, allow_infinity=False)
+
+
+@given(price_arrays)
+def test_tick_sizes_equal_tick_size_for(array):
+    assert tick_sizes(array).tolist() == [tick_size_for(int(p)) for p in array]
+
+
+@given(price_arrays, st.sampled_from(["down", "up", "nearest"]))
+def test_round_to_tick_array_equals_round_to_tick(array, direction):
+    rounded = round_to_tick_array(array, direction)
+    assert rounded.dtype == np.int64
+    assert rounded.tolist() == [round_to_tick(int(p), direction) for p in array]
+
+
+@given(price_arrays)
+def test_price_limits_array_equals_price_limits(array):
+    lower, upper = price_limits_array(array)
+    assert list(zip(lower.tolist(), upper.tolist(), strict=True)) == [price_limits(int(p)) for p in array]
+
+
+@given(float_prices)
+def test_round_to_tick_array_on_a_float_is_the_grid_price_next_to_it(price):
+    down, up = round_to_tick_array(np.array([price]), "down")[0], round_to_tick_array(np.array([price]), "up")[0]
+    # grid prices are whole won: the neighbours of a float are those of its floor and its ceiling
+    assert down == round_to_tick(math.floor(price), "down")
+    assert up == round_to_tick(math.ceil(price), "up")
+    assert down <= price <= up

@@ -24,9 +24,8 @@ from typing import Any
 
 import numpy as np
 
-from market.demo import round_to_tick_array, tick_sizes
 from market.krx.fees import DEFAULT_COMMISSION_RATE, SELL_TAX_SCHEDULE, parse_market
-from market.krx.ticks import is_on_tick, round_to_tick, shift_ticks
+from market.krx.ticks import is_on_tick, round_to_tick, round_to_tick_array, shift_ticks, tick_sizes
 
 
 def to_rate(value: Decimal | str | float | int | None, name: str) -> Decimal | None:

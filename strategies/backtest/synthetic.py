@@ -17,7 +17,8 @@ from datetime import date
 
 import numpy as np
 
-from market.demo import generate_bars, generate_universe, round_to_tick_array
+from market.demo import generate_bars, generate_universe
+from market.krx.ticks import round_to_tick_array
 from strategies.backtest.data import MarketData
 
 
