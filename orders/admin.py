@@ -5,18 +5,18 @@ from django.template.response import TemplateResponse
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
-from . import services
+from . import controls, weekly
 from .models import Fill, Order, TradeLog, TradingAlert, TradingControl, WeeklyRun
 
 
 def missed_slot_policy() -> str:
-    """The missed-slot policy of `orders.services` in one paragraph (shown above the weekly runs)."""
+    """The missed-slot policy of `orders.weekly` in one paragraph (shown above the weekly runs)."""
     return gettext(
         "Missed slots: a missed entry still runs the same trading day until %(cutoff)s (Seoul time, "
         "ORDERS_ENTRY_CUTOFF); after that, that week's entry is skipped and the reason is recorded on the run. "
         "A missed check or exit is always caught up at the next opportunity: positions opened before the "
         "current week's entry day are sold at the next check."
-    ) % {"cutoff": services.entry_cutoff().strftime("%H:%M")}
+    ) % {"cutoff": weekly.entry_cutoff().strftime("%H:%M")}
 
 
 @admin.register(WeeklyRun)
@@ -97,7 +97,7 @@ class TradingControlAdmin(admin.ModelAdmin):
     @admin.action(description=_("Halt trading (kill switch) for the selected scopes"), permissions=["change"])
     def halt_selected(self, request, queryset):
         for control in queryset:
-            services.halt_trading(account=control.account, user=request.user,
+            controls.halt_trading(account=control.account, user=request.user,
                                   reason=control.halt_reason or gettext("Halted in the admin."))
         self.message_user(request, gettext("Trading halted for %(count)d scope(s).") % {"count": len(queryset)},
                           messages.WARNING)
@@ -105,7 +105,7 @@ class TradingControlAdmin(admin.ModelAdmin):
     @admin.action(description=_("Resume trading for the selected scopes"), permissions=["change"])
     def resume_selected(self, request, queryset):
         for control in queryset:
-            services.resume_trading(account=control.account, user=request.user)
+            controls.resume_trading(account=control.account, user=request.user)
         self.message_user(request, gettext("Trading resumed for %(count)d scope(s).") % {"count": len(queryset)})
 
 
@@ -167,7 +167,7 @@ class TradingAlertAdmin(admin.ModelAdmin):
         form = ResolveAlertsForm(request.POST if "apply" in request.POST else None)
         if form.is_bound and form.is_valid():
             for alert in alerts:
-                services.resolve_alert(alert, user=request.user, note=form.cleaned_data["note"])
+                controls.resolve_alert(alert, user=request.user, note=form.cleaned_data["note"])
             self.message_user(request, gettext("%(count)d alert(s) resolved.") % {"count": len(alerts)})
             return None
         context = {

@@ -18,7 +18,7 @@ from rest_framework.views import APIView
 
 from trading_site.api import ErrorSerializer, ValidationErrorSerializer
 
-from . import selectors, services
+from . import controls, manual, selectors
 from .models import Fill, Order, OrderStatus, TradeLog
 from .serializers import (
     FillFilterSerializer,
@@ -129,11 +129,11 @@ class TradeView(APIView):
             return Response({"detail": first, **errors}, status=status.HTTP_400_BAD_REQUEST)
         data = form.validated_data
         try:
-            order = services.place_manual_order(
+            order = manual.place_manual_order(
                 request.user, data.get("account"), symbol, side=data["side"], quantity=data["quantity"],
                 price=data.get("price"), idempotency_key=request.headers.get("Idempotency-Key"),
             )
-        except services.ManualOrderError as error:
+        except manual.ManualOrderError as error:
             return Response({"detail": error.message, error.field: [error.message]}, status=error.status)
         replay = getattr(order, "idempotent_replay", False)
         return Response(trade_body(order), status=status.HTTP_200_OK if replay else status.HTTP_201_CREATED)
@@ -280,7 +280,7 @@ class TradingControlView(APIView):
         elif not request.user.is_staff:
             raise PermissionDenied(_("Only staff can switch the global kill switch."))
         if data["action"] == "halt":
-            services.halt_trading(account=account, user=request.user, reason=data.get("reason", ""))
+            controls.halt_trading(account=account, user=request.user, reason=data.get("reason", ""))
         else:
-            services.resume_trading(account=account, user=request.user)
+            controls.resume_trading(account=account, user=request.user)
         return Response(TradingControlSerializer(control_state(request.user)).data)

@@ -13,7 +13,7 @@ before each fork, so every child opens its own. A forked child:
 
 - ``setup``: migrates the scratch database, stores a small demo market, creates one paper account
   and active strategy config per run and picks an entry day with at least three planned buys;
-- ``job``: installs a hook on ``orders.services._checkpoint`` and runs ``trade_week entry --config ID
+- ``job``: installs a hook on ``orders.common.checkpoint`` and runs ``trade_week entry --config ID
   --date DAY`` (the job clock is 09:05 of that past day on the paper broker). The kill lands either
   at a random checkpoint (``intents_committed``, ``before_send`` n, ``after_send`` n: the child
   announces it and waits there) or after a random delay while every checkpoint sleeps a little
@@ -432,7 +432,7 @@ def child_setup(runs: int) -> dict:
     from accounts.services import create_broker_account
     from market.krx import SEOUL, first_trading_day_of_week, trading_days
     from market.models import Instrument
-    from orders.services import place_weekly_buys
+    from orders.weekly import place_weekly_buys
     from strategies.library import get_strategy
     from strategies.models import StrategyConfig, UniverseMode
 
@@ -477,7 +477,7 @@ def child_job(config_id: int, day: str, kill_at: str = "", step_delay: float = 0
     """Run the entry job with the kill hook installed (see the module docstring)."""
     from django.core.management import call_command
 
-    from orders import services
+    from orders import common
 
     seen: Counter[str] = Counter()
 
@@ -490,7 +490,7 @@ def child_job(config_id: int, day: str, kill_at: str = "", step_delay: float = 0
         if step_delay:
             time.sleep(step_delay)
 
-    services._checkpoint = hook
+    common.checkpoint = hook
     emit("ready")
     call_command("trade_week", "entry", config=config_id, date=day, stdout=io.StringIO())
     emit("done")
@@ -499,7 +499,9 @@ def child_job(config_id: int, day: str, kill_at: str = "", step_delay: float = 0
 def child_recover(config_id: int, day: str) -> dict:
     """Recovery on a clock past STALE_AFTER, then the counts against the paper broker's orders."""
     from market.krx import SEOUL
-    from orders.services import STALE_AFTER, place_weekly_buys, reconcile_open_orders, resume_interrupted_runs
+    from orders.common import STALE_AFTER
+    from orders.reconciliation import reconcile_open_orders
+    from orders.weekly import place_weekly_buys, resume_interrupted_runs
     from strategies.models import StrategyConfig
 
     config = StrategyConfig.objects.select_related("broker_account").get(pk=config_id)
@@ -517,7 +519,7 @@ def count_against_broker(config, trading_date: dt.date) -> dict:
     """Duplicates, lost orders and the rest, from the paper broker's own orders table."""
     from market.models import PaperOrder, PaperPosition
     from orders.models import OPEN_STATUSES, Order, WeeklyRun
-    from orders.selectors import positions_for
+    from orders.positions import positions_for
 
     account = config.broker_account
     broker_orders = list(PaperOrder.objects.filter(account__broker_account=account))

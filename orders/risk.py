@@ -1,4 +1,4 @@
-"""Pre-trade risk checks. Every order passes them right before it is sent (`services._send_order`), so
+"""Pre-trade risk checks. Every order passes them right before it is sent (`orders.execution.send_order`), so
 the weekly jobs and manual orders get the same checks. A refusal is final for that order: it becomes
 `rejected` with the Korean message, `raw_response={"risk": <check>}` and a RISK_BLOCKED alert, and
 nothing reaches the broker.

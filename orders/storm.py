@@ -537,7 +537,7 @@ def child_setup(users: int, at: dt.datetime | None, password: str) -> dict:
     from accounts.models import BrokerMode
     from accounts.services import create_broker_account
     from market.models import Instrument
-    from orders.services import halt_trading
+    from orders.controls import halt_trading
 
     call_command("migrate", interactive=False, verbosity=0)
     end = at.astimezone(SEOUL).date().isoformat() if at is not None else None
@@ -563,9 +563,9 @@ def child_count(path: str) -> dict:
     from django.contrib.auth import get_user_model
 
     from market.models import PaperOrder, PaperOrderStatus, PaperPosition
+    from orders.manual import manual_client_order_id
     from orders.models import Fill, Order, OrderStatus, TradingAlert
-    from orders.selectors import positions_for
-    from orders.services import manual_client_order_id
+    from orders.positions import positions_for
 
     data = json.loads(Path(path).read_text())
     answers = data["answers"]

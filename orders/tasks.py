@@ -9,7 +9,7 @@ from celery import shared_task
 from django.utils import timezone
 
 from market.krx import SEOUL, is_trading_day
-from orders import services
+from orders import common, controls, reconciliation, weekly
 
 logger = logging.getLogger(__name__)
 
@@ -20,7 +20,7 @@ def _each_config(job) -> dict:
     results = {}
     if not is_trading_day(today):
         return {"skipped": f"{today} is not a KRX trading day"}
-    for config in services.active_configs():
+    for config in common.active_configs():
         try:
             result = job(config, today, now)
         except Exception:  # one config's failure never stops the others
@@ -34,26 +34,26 @@ def _each_config(job) -> dict:
 @shared_task(name="orders.weekly_entry")
 def weekly_entry() -> dict:
     """Only acts on the week's first trading day (place_weekly_buys returns None otherwise)."""
-    return _each_config(services.place_weekly_buys)
+    return _each_config(weekly.place_weekly_buys)
 
 
 @shared_task(name="orders.exit_checks")
 def exit_checks() -> dict:
-    return _each_config(services.run_exit_checks)
+    return _each_config(weekly.run_exit_checks)
 
 
 @shared_task(name="orders.reconcile")
 def reconcile() -> dict:
     """The 5-minute sweep: close interrupted manual orders, reconcile, resume interrupted runs, and
     start the weekly jobs that are due and have not run (a lost trigger costs one interval)."""
-    manual = services.close_interrupted_manual_orders()  # an unknown one is reconciled right below
-    summaries = services.reconcile_open_orders()
-    resumed = services.resume_interrupted_runs()
-    started = services.run_due_jobs()
+    manual = reconciliation.close_interrupted_manual_orders()  # an unknown one is reconciled right below
+    summaries = reconciliation.reconcile_open_orders()
+    resumed = weekly.resume_interrupted_runs()
+    started = weekly.run_due_jobs()
     return {"accounts": len(summaries), "failed": sorted(pk for pk, s in summaries.items() if s.error),
             "resumed": [run.pk for run in resumed], "started": [run.pk for run in started], "manual": manual}
 
 
-@shared_task(name="orders.notify_alert", ignore_result=True)
+@shared_task(name=controls.NOTIFY_TASK, ignore_result=True)
 def notify_alert(alert_id: int) -> None:
-    services.notify(alert_id)
+    controls.notify(alert_id)

@@ -1,5 +1,5 @@
 """주문 page and the dashboard's HTMX actions (kill switch, alert resolution). Thin: reads come from
-`selectors`, every change goes through `services`."""
+`selectors`, every change goes through the service modules (`controls`, `reconciliation`, ...)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,9 @@ from django.shortcuts import redirect, render
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST, require_safe
 
-from . import selectors, services
+from market.gateway import user_message_for
+
+from . import controls, reconciliation, selectors
 from .forms import OrderDateFilterForm
 from .models import OrderReason, OrderSide, OrderStatus
 
@@ -90,11 +92,11 @@ def trading_control(request):
         return HttpResponseForbidden(_("Only staff can switch the global kill switch."))
     reason = (request.POST.get("reason") or "").strip()[:500]
     if action == "halt":
-        services.halt_trading(account=account, user=request.user, reason=reason or _("Halted from the dashboard."))
+        controls.halt_trading(account=account, user=request.user, reason=reason or _("Halted from the dashboard."))
         if not request.htmx:
             messages.warning(request, _("Trading halted."))
     else:
-        services.resume_trading(account=account, user=request.user)
+        controls.resume_trading(account=account, user=request.user)
         if not request.htmx:
             messages.success(request, _("Trading resumed."))
     return _kill_switch_response(request)
@@ -107,7 +109,7 @@ def resolve_alert(request, pk: int):
     alert = selectors.alert_for(request.user, pk)
     if alert is None:
         raise Http404
-    services.resolve_alert(alert, user=request.user, note=(request.POST.get("note") or "").strip()[:1000])
+    controls.resolve_alert(alert, user=request.user, note=(request.POST.get("note") or "").strip()[:1000])
     if request.htmx:
         return render(request, "orders/partials/alerts.html", {"alerts": selectors.open_alerts_for(request.user)})
     messages.success(request, _("Alert resolved."))
@@ -127,18 +129,18 @@ def decide_unknown_order(request, pk: int):
     action = request.POST.get("action")
     try:
         if action == "adopt":
-            services.adopt_broker_order(order, (request.POST.get("order_no") or "").strip()[:20], user=request.user)
+            reconciliation.adopt_broker_order(order, (request.POST.get("order_no") or "").strip()[:20], user=request.user)
         elif action == "not_received":
-            services.declare_order_not_received(order, user=request.user)
+            reconciliation.declare_order_not_received(order, user=request.user)
         else:
             return HttpResponseBadRequest(_("Unknown action."))
-    except services.OrderDecisionError as error:
+    except reconciliation.OrderDecisionError as error:
         if request.htmx:
             return HttpResponseBadRequest(str(error))
         messages.error(request, str(error))
         return redirect("dashboard")
-    except services.BROKER_READ_ERRORS as error:
-        message = _("The broker's orders could not be read: %(error)s") % {"error": services.user_message_for(error)}
+    except reconciliation.BROKER_READ_ERRORS as error:
+        message = _("The broker's orders could not be read: %(error)s") % {"error": user_message_for(error)}
         if request.htmx:
             return HttpResponseBadRequest(message)
         messages.error(request, message)

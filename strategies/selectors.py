@@ -248,7 +248,7 @@ def _compute_benchmark_equity(run: BacktestRun) -> list | None:
     from strategies.backtest.metrics import benchmark_curve
     from strategies.backtest.result import trading_rows
 
-    from .services import BacktestInputError, load_market_data
+    from .market_data import BacktestInputError, load_market_data
 
     try:
         data = load_market_data(run.codes, run.start, run.end)

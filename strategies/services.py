@@ -9,36 +9,22 @@ from collections.abc import Callable, Iterable
 from decimal import Decimal
 from itertools import product
 
-import pandas as pd
 from django.conf import settings
 from django.db import transaction
 from django.db.models import ProtectedError, Sum
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from market.models import DailyBar, Instrument
-from strategies.backtest import BacktestConfig, MarketData, run_backtest
+from market.models import DailyBar
+from strategies.backtest import BacktestConfig, run_backtest
 from strategies.library import create_strategy, get_strategy
 
 from . import selectors, validators
+from .market_data import BacktestInputError, load_market_data
 from .models import BacktestRun, BacktestSweep, RunStatus, StrategyConfig, UniverseMode
 from .validators import normalise_codes
 
 logger = logging.getLogger(__name__)
-
-# Calendar days of bars loaded before `start` so the signals are warm on the first entry day
-# (the longest built-in window, 12-1 momentum, needs ~252 trading days).
-WARMUP_CALENDAR_DAYS = 400
-
-
-class BacktestInputError(ValueError):
-    """Inputs a backtest cannot run with; the message says what to fix. `field`: the input at fault
-    (a form or serializer field name), when there is one."""
-
-    def __init__(self, message: str, field: str | None = None):
-        super().__init__(message)
-        self.field = field
-
 
 def top_traded_codes(n: int, as_of: dt.date, days: int = 60) -> list[str]:
     """The `n` listed instruments with the largest traded value over the `days` before `as_of`
@@ -79,23 +65,6 @@ def _check_bounds(name: str, label: str, value, low: int, high: int, unit: str =
             f"{label}은(는) {low:,}{unit} 이상 {high:,}{unit} 이하의 정수여야 합니다 (입력값: {str(value)[:30]}).",
             field=name,
         )
-
-
-def load_market_data(codes: list[str], start: dt.date, end: dt.date) -> MarketData:
-    """Bars of `codes` from `start` − warm-up to `end`, in one query, as the backtester's matrices."""
-    known = dict(Instrument.objects.filter(code__in=codes).values_list("code", "market"))
-    unknown = [code for code in codes if code not in known]
-    if unknown:
-        raise BacktestInputError(f"알 수 없는 종목코드입니다: {', '.join(unknown)}")
-    rows = list(
-        DailyBar.objects.filter(
-            instrument__code__in=codes, date__gte=start - dt.timedelta(days=WARMUP_CALENDAR_DAYS), date__lte=end
-        ).values_list("instrument__code", "date", "open", "high", "low", "close")
-    )
-    if not rows:
-        raise BacktestInputError(f"{start}~{end} 기간에 저장된 일봉이 없습니다. 먼저 시세를 가져오세요.")
-    frame = pd.DataFrame(rows, columns=["code", "date", "open", "high", "low", "close"])
-    return MarketData.from_frame(frame, markets=known)
 
 
 class ConfigInUse(Exception):

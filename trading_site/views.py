@@ -5,7 +5,7 @@ from django.templatetags.static import static
 from django.views.decorators.cache import cache_control, never_cache
 from django.views.decorators.http import require_GET
 
-from orders.selectors import dashboard_for
+from orders.dashboard import dashboard_for
 
 from .health import health_report
 
@@ -28,6 +28,6 @@ def favicon(request):
 @login_required
 def dashboard(request):
     """대시보드: account value, holdings with P&L, this week's plan, the next runs, recent orders, the
-    kill switch, open alerts and the equity line — all from stored data (`orders.selectors.dashboard_for`);
+    kill switch, open alerts and the equity line — all from stored data (`orders.dashboard.dashboard_for`);
     a KIS account's broker balance loads separately over HTMX, so an unreachable broker never fails the page."""
     return render(request, "dashboard.html", dashboard_for(request.user))

@@ -56,7 +56,7 @@ def demo_bars(db):
 @pytest.fixture
 def stub_strategy(monkeypatch):
     strategy = StubStrategy(stop_loss=-0.5, take_profit=5.0)  # no stop-loss/take-profit unless a test says so
-    monkeypatch.setattr("orders.services.create_strategy", lambda key, params: strategy)
+    monkeypatch.setattr("orders.planning.create_strategy", lambda key, params: strategy)
     return strategy
 
 

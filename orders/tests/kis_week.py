@@ -26,7 +26,8 @@ from market.tests.fake_kis import (
     QUOTE_PATH,
     FakeKisServer,
 )
-from orders.services import place_weekly_buys, reconcile_orders, run_exit_checks
+from orders.reconciliation import reconcile_orders
+from orders.weekly import place_weekly_buys, run_exit_checks
 from strategies.models import StrategyConfig, UniverseMode
 
 WEEK = dt.date(2026, 11, 23)  # Mon 23 .. Fri 27 November 2026

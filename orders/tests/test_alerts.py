@@ -13,17 +13,13 @@ from django.urls import reverse
 from market.brokers.paper import PaperBroker
 from market.gateway import BrokerError
 from market.models import PaperAccount, PaperOrder, PaperPosition
-from orders import services
+from orders import controls, positions, weekly
+from orders.common import get_broker
+from orders.controls import raise_alert, resolve_alert
+from orders.execution import send_order
 from orders.models import AlertKind, Fill, Order, OrderStatus, TradeLog, TradingAlert, WeeklyRunStatus
-from orders.services import (
-    _send_order,
-    get_broker,
-    place_weekly_buys,
-    raise_alert,
-    reconcile_open_orders,
-    reconcile_orders,
-    resolve_alert,
-)
+from orders.reconciliation import reconcile_open_orders, reconcile_orders
+from orders.weekly import place_weekly_buys
 
 from .conftest import MONDAY, at
 
@@ -94,7 +90,7 @@ def test_extra_broker_holdings_are_reported_without_blocking(config, demo_bars):
     [alert] = mismatches(account)
     assert not alert.blocks_entries and alert.key == f"extra:{own_code}"
     assert "7주" in alert.message and "사지 않은" in alert.message
-    assert services.entry_block_reason(account) is None
+    assert controls.entry_block_reason(account) is None
     result = place_weekly_buys(config, NEXT_MONDAY, at(NEXT_MONDAY, 9, 5))
     assert result.run.status == WeeklyRunStatus.COMPLETE
 
@@ -113,8 +109,8 @@ def test_fills_the_broker_has_not_reported_yet_are_not_a_mismatch(paper_account,
         order_type="01", quantity=5, reference_price=0, reason="manual", intent_at=at(MONDAY, 9, 0),
     )
     broker = get_broker(paper_account, at(MONDAY, 9, 30))
-    _send_order(order, broker, at(MONDAY, 9, 30), True, "")
-    report = services.check_positions(paper_account, broker=broker, now=at(MONDAY, 9, 31))
+    send_order(order, broker, at(MONDAY, 9, 30), True, "")
+    report = positions.check_positions(paper_account, broker=broker, now=at(MONDAY, 9, 31))
     assert report.in_flight == [code] and not report.shortfalls and not report.extras
     assert not mismatches(paper_account).exists()
 
@@ -133,18 +129,18 @@ def test_an_order_filled_and_recorded_while_the_balance_is_read_is_not_a_mismatc
             broker_account=paper_account, client_order_id="concurrent-1", trading_date=MONDAY, code=code,
             side="buy", order_type="01", quantity=5, reference_price=0, reason="manual", intent_at=at(MONDAY, 9, 30),
         )
-        _send_order(order, broker, at(MONDAY, 9, 30), True, "")
+        send_order(order, broker, at(MONDAY, 9, 30), True, "")
         monkeypatch.setattr(PaperBroker, "get_balance", real_balance)
         reconcile_orders(paper_account, MONDAY, broker=broker, now=at(MONDAY, 9, 31), positions=False)
         assert Order.objects.get(pk=order.pk).status == OrderStatus.FILLED
         return balance
 
     monkeypatch.setattr(PaperBroker, "get_balance", balance_then_a_concurrent_buy)
-    report = services.check_positions(paper_account, broker=broker, now=at(MONDAY, 9, 31))
+    report = positions.check_positions(paper_account, broker=broker, now=at(MONDAY, 9, 31))
     assert report.in_flight == [code] and not report.shortfalls
     assert not mismatches(paper_account).exists()
     # The next check sees both sides agree.
-    assert services.check_positions(paper_account, broker=broker, now=at(MONDAY, 9, 35)).matched == [code]
+    assert positions.check_positions(paper_account, broker=broker, now=at(MONDAY, 9, 35)).matched == [code]
 
 
 def test_the_entry_fails_closed_when_the_balance_cannot_be_read(config, monkeypatch):
@@ -192,7 +188,7 @@ def test_a_broker_rejection_and_an_unknown_outcome_raise_alerts(paper_account, d
         broker_account=paper_account, client_order_id="reject-1", trading_date=MONDAY, code=demo_bars[0],
         side="sell", order_type="01", quantity=5, reference_price=0, reason="manual", intent_at=at(MONDAY, 9, 0),
     )
-    _send_order(sell, get_broker(paper_account, at(MONDAY, 10, 0)), at(MONDAY, 10, 0), True, "")
+    send_order(sell, get_broker(paper_account, at(MONDAY, 10, 0)), at(MONDAY, 10, 0), True, "")
     sell.refresh_from_db()
     assert sell.status == OrderStatus.REJECTED and "매도가능수량" in sell.error_message  # the broker's own answer
     alert = TradingAlert.objects.get(kind=AlertKind.ORDER_REJECTED)
@@ -206,7 +202,7 @@ def test_a_broker_rejection_and_an_unknown_outcome_raise_alerts(paper_account, d
         broker_account=paper_account, client_order_id="unknown-1", trading_date=MONDAY, code=demo_bars[0],
         side="buy", order_type="01", quantity=1, reference_price=0, reason="manual", intent_at=at(MONDAY, 9, 0),
     )
-    _send_order(buy, get_broker(paper_account, at(MONDAY, 10, 0)), at(MONDAY, 10, 0), True, "")
+    send_order(buy, get_broker(paper_account, at(MONDAY, 10, 0)), at(MONDAY, 10, 0), True, "")
     buy.refresh_from_db()
     assert buy.status == OrderStatus.UNKNOWN
     assert TradingAlert.objects.get(kind=AlertKind.ORDER_UNKNOWN).key == f"order-{buy.pk}"
@@ -231,7 +227,7 @@ def test_a_failed_job_raises_an_alert(config, monkeypatch):
     def boom(*args, **kwargs):
         raise RuntimeError("전략 계산 오류")
 
-    monkeypatch.setattr(services, "_plan_entry", boom)
+    monkeypatch.setattr(weekly, "plan_entry", boom)
     result = place_weekly_buys(config, MONDAY, at(MONDAY, 9, 5))
     assert result.run.status == WeeklyRunStatus.FAILED
     alert = TradingAlert.objects.get(kind=AlertKind.JOB_FAILED)
@@ -270,7 +266,7 @@ def test_admin_resolves_alerts_with_a_note_and_filters_open_ones(admin_client, p
     blocking.refresh_from_db()
     assert not blocking.is_open and blocking.resolved_by == admin_client.admin_user
     assert blocking.resolution_note == "확인 완료"
-    assert services.entry_block_reason(paper_account) is None
+    assert controls.entry_block_reason(paper_account) is None
     still_open = admin_client.get(url, {"state": "open"}).content.decode()
     assert "005930 부족" not in still_open and "주문 거부" in still_open
     assert info.is_open

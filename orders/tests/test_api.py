@@ -14,8 +14,11 @@ from rest_framework_simplejwt.tokens import RefreshToken
 from accounts.models import BrokerMode
 from accounts.tests.factories import BrokerAccountFactory
 from market.models import DailyBar, PaperOrder
+from orders.controls import halt_trading
+from orders.manual import place_manual_order
 from orders.models import Fill, Order, OrderStatus, TradeLog, TradingControl
-from orders.services import halt_trading, place_manual_order, place_weekly_buys, reconcile_orders
+from orders.reconciliation import reconcile_orders
+from orders.weekly import place_weekly_buys
 
 from .conftest import MONDAY, at
 

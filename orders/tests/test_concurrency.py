@@ -17,9 +17,10 @@ from django.urls import reverse
 from accounts.models import BrokerMode
 from accounts.tests.factories import BrokerAccountFactory
 from market.models import PaperOrder
-from orders import services
+from orders import common, manual
+from orders.controls import halt_trading, raise_alert
+from orders.manual import place_manual_order
 from orders.models import AlertKind, Order, OrderStatus, TradingAlert
-from orders.services import halt_trading, place_manual_order, raise_alert
 
 from .conftest import MONDAY, at
 from .test_api import jwt_client
@@ -236,7 +237,7 @@ def test_a_double_click_waits_for_the_first_request_instead_of_racing_it(user, a
     """The second request finds the order the first one has just stored and is about to send: it
     neither sends it nor runs the risk checks on it (a refusal there could mark an order `rejected`
     that the first request is sending); it waits for the outcome and answers the same order."""
-    monkeypatch.setattr(services, "MANUAL_REPLAY_WAIT", services.MANUAL_REPLAY_WAIT / 50)  # 0.2 s
+    monkeypatch.setattr(manual, "MANUAL_REPLAY_WAIT", manual.MANUAL_REPLAY_WAIT / 50)  # 0.2 s
     seen = {}
 
     def second_click(name, subject):
@@ -245,7 +246,7 @@ def test_a_double_click_waits_for_the_first_request_instead_of_racing_it(user, a
             seen["replay"] = (replay.pk, replay.idempotent_replay, replay.status, replay.send_attempts,
                               PaperOrder.objects.count())
 
-    monkeypatch.setattr(services, "_checkpoint", second_click)
+    monkeypatch.setattr(common, "checkpoint", second_click)
     first = place_manual_order(user, None, SAMSUNG, now=SESSION, idempotency_key="dbl")
     # Still the first request's to send: the replay answered the stored order, untouched.
     assert seen["replay"] == (first.pk, True, OrderStatus.PENDING, 0, 0)
@@ -259,11 +260,11 @@ def test_a_replay_after_the_first_request_died_sends_the_order(user, account, de
         if name == "manual_intent_committed":
             raise RuntimeError("the first request's process was killed")
 
-    monkeypatch.setattr(services, "_checkpoint", die)
+    monkeypatch.setattr(common, "checkpoint", die)
     with pytest.raises(RuntimeError):
         place_manual_order(user, None, SAMSUNG, now=SESSION, idempotency_key="k-died")
-    monkeypatch.setattr(services, "_checkpoint", lambda name, subject: None)
-    later = SESSION + services.MANUAL_IN_FLIGHT
+    monkeypatch.setattr(common, "checkpoint", lambda name, subject: None)
+    later = SESSION + manual.MANUAL_IN_FLIGHT
     retried = place_manual_order(user, None, SAMSUNG, now=later, idempotency_key="k-died")
     assert retried.idempotent_replay and retried.status == OrderStatus.FILLED and PaperOrder.objects.count() == 1
 
@@ -279,7 +280,7 @@ def test_the_paper_broker_books_a_live_order_when_it_arrives_not_when_its_reques
             if name == "manual_intent_committed":
                 clock.shift(5)  # the request waited 5 s for the database before sending
 
-        monkeypatch.setattr(services, "_checkpoint", slow)
+        monkeypatch.setattr(common, "checkpoint", slow)
         order = place_manual_order(user, None, SAMSUNG)
     assert order.intent_at == SESSION and order.status == OrderStatus.FILLED
     assert PaperOrder.objects.get().placed_at == SESSION + dt.timedelta(seconds=5)
@@ -292,7 +293,7 @@ def test_a_sell_recorded_before_the_buy_it_sold_from_leaves_no_phantom_shares(us
     position follows the broker's sequence, not the recording order (seen in the order storm: shares
     sold stayed "held", and the balance check reported a shortfall that blocked the entries)."""
     from orders.models import Fill, OrderReason
-    from orders.selectors import positions_for
+    from orders.positions import positions_for
 
     moment = SESSION + dt.timedelta(seconds=1)
 

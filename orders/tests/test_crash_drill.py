@@ -12,7 +12,8 @@ from django.core.management.base import CommandError
 
 from market.models import PaperOrder
 from orders import drill
-from orders.services import place_weekly_buys, reconcile_orders
+from orders.reconciliation import reconcile_orders
+from orders.weekly import place_weekly_buys
 
 from .conftest import MONDAY, at
 

@@ -14,15 +14,12 @@ from accounts.tests.factories import BrokerAccountFactory
 from market.krx import SEOUL
 from market.models import PaperOrder
 from market.tests.fake_kis import FAKE_ACCOUNT_NO, FAKE_APP_KEY, FAKE_APP_SECRET, FakeKisServer
-from orders import services
+from orders import common, weekly
+from orders.execution import send_order
 from orders.models import Order, OrderStatus, WeeklyRunStatus
-from orders.services import (
-    PlannedOrder,
-    client_order_id,
-    place_weekly_buys,
-    reconcile_orders,
-    resume_interrupted_runs,
-)
+from orders.planning import PlannedOrder, client_order_id
+from orders.reconciliation import reconcile_orders
+from orders.weekly import place_weekly_buys, resume_interrupted_runs
 from strategies.models import StrategyConfig, UniverseMode
 
 from .conftest import MONDAY, at
@@ -43,7 +40,7 @@ def crash_at(monkeypatch, point: str, nth: int = 1):
             if calls["n"] == nth:
                 raise SimulatedCrash(point)
 
-    monkeypatch.setattr(services, "_checkpoint", hook)
+    monkeypatch.setattr(common, "checkpoint", hook)
 
 
 @pytest.mark.parametrize(("point", "nth"), [
@@ -56,7 +53,7 @@ def test_crash_then_resume_sends_each_intent_exactly_once(config, monkeypatch, p
     run = config.weekly_runs.get()
     assert run.status == WeeklyRunStatus.RUNNING and run.planned
     assert Order.objects.count() == 3  # every intent was committed before anything was sent
-    monkeypatch.setattr(services, "_checkpoint", lambda name, subject: None)
+    monkeypatch.setattr(common, "checkpoint", lambda name, subject: None)
 
     # A duplicated delivery while the run still looks alive does nothing.
     place_weekly_buys(config, MONDAY, at(MONDAY, 9, 6))
@@ -77,7 +74,7 @@ def test_resume_after_the_entry_cutoff_cancels_unsent_orders(config, monkeypatch
     crash_at(monkeypatch, "before_send", 2)
     with pytest.raises(SimulatedCrash):
         place_weekly_buys(config, MONDAY, at(MONDAY, 9, 5))
-    monkeypatch.setattr(services, "_checkpoint", lambda name, subject: None)
+    monkeypatch.setattr(common, "checkpoint", lambda name, subject: None)
     [resumed] = resume_interrupted_runs(at(MONDAY, 14, 0))
     assert resumed.status == WeeklyRunStatus.COMPLETE and "13:00" in resumed.reason
     statuses = sorted(Order.objects.values_list("status", flat=True))
@@ -90,7 +87,7 @@ def test_reconciliation_failure_blocks_the_run_and_sends_nothing(config, monkeyp
     crash_at(monkeypatch, "after_send", 1)
     with pytest.raises(SimulatedCrash):
         place_weekly_buys(config, MONDAY, at(MONDAY, 9, 5))
-    monkeypatch.setattr(services, "_checkpoint", lambda name, subject: None)
+    monkeypatch.setattr(common, "checkpoint", lambda name, subject: None)
     from market.brokers.paper import PaperBroker
     from market.gateway import BrokerError
 
@@ -128,7 +125,7 @@ def kis_config(user, fake_vts, monkeypatch):
     )
     plan = [PlannedOrder(code="005930", side="buy", quantity=3, reason="entry", reference_price=72_900,
                          client_order_id=client_order_id(config.pk, KIS_MONDAY, "005930", "buy", "entry"))]
-    monkeypatch.setattr(services, "_plan_entry", lambda *args, **kwargs: (plan, {}))
+    monkeypatch.setattr(weekly, "plan_entry", lambda *args, **kwargs: (plan, {}))
     return config
 
 
@@ -169,7 +166,6 @@ def test_real_account_never_resends_a_claimed_order(config):
     request) is left unknown for reconciliation, never sent a second time."""
     from accounts.models import BrokerMode
     from orders.models import Order, OrderStatus
-    from orders.services import _send_order
 
     class NoBroker:
         def place_order(self, *args, **kwargs):
@@ -183,6 +179,6 @@ def test_real_account_never_resends_a_claimed_order(config):
         quantity=1, price=0, reference_price=70_000, reason="entry", client_order_id="c-real-1", intent_at=at(MONDAY, 9, 5),
         send_attempts=1,
     )
-    _send_order(order, NoBroker(), at(MONDAY, 9, 20), True, "")
+    send_order(order, NoBroker(), at(MONDAY, 9, 20), True, "")
     order.refresh_from_db()
     assert order.status == OrderStatus.UNKNOWN

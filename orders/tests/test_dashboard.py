@@ -18,9 +18,12 @@ from accounts.models import BrokerMode
 from accounts.tests.factories import BrokerAccountFactory
 from market.krx import SEOUL
 from market.models import PaperOrder
+from orders.controls import halt_trading
+from orders.manual import place_manual_order
 from orders.models import AlertKind, Order, OrderStatus, TradingAlert, TradingControl, WeeklyRun
-from orders.selectors import dashboard_for
-from orders.services import halt_trading, place_manual_order, place_weekly_buys, reconcile_orders
+from orders.reconciliation import reconcile_orders
+from orders.dashboard import dashboard_for
+from orders.weekly import place_weekly_buys
 from trading_site.schedules import install_schedules
 
 from .conftest import MONDAY, at

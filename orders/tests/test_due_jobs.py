@@ -14,7 +14,9 @@ from market.brokers.paper import PaperBroker
 from market.gateway import BrokerError
 from market.models import DailyBar, PaperOrder
 from orders.models import AlertKind, Order, OrderStatus, TradingAlert, WeeklyRun, WeeklyRunStatus
-from orders.services import ENTRY_TASK, place_weekly_buys, reconcile_orders, replay_paper_week, run_due_jobs
+from orders.reconciliation import reconcile_orders
+from orders.replay import replay_paper_week
+from orders.weekly import ENTRY_TASK, place_weekly_buys, run_due_jobs
 
 from .conftest import FRIDAY, MONDAY, at
 

@@ -17,15 +17,11 @@ import pytest
 from market.krx import commission_for, week_trading_days
 from market.models import DailyBar
 from market.tests.fake_kis import BALANCE_PATH, BUYABLE_PATH, DAILY_CHART_PATH, DAILY_ORDERS_PATH, ORDER_CASH_PATH
+from orders.common import commission_rate
 from orders.models import Order, OrderStatus, WeeklyRun, WeeklyRunStatus
-from orders.selectors import positions_for
-from orders.services import (
-    commission_rate,
-    place_weekly_buys,
-    reconcile_orders,
-    resume_interrupted_runs,
-    run_exit_checks,
-)
+from orders.positions import positions_for
+from orders.reconciliation import reconcile_orders
+from orders.weekly import place_weekly_buys, resume_interrupted_runs, run_exit_checks
 
 from .kis_week import HOLIDAY_WEEK, QUOTATION_TR_IDS, TR_IDS, WEEK, KisWeek
 

@@ -10,20 +10,19 @@ import pytest
 from accounts.models import BrokerMode
 from accounts.tests.factories import BrokerAccountFactory
 from market.models import DailyBar, PaperOrder
-from orders import services
-from orders.models import Order, OrderReason, OrderStatus, TradingAlert
-from orders.selectors import positions_for
-from orders.services import (
+from orders import common, reconciliation
+from orders.controls import halt_trading, resume_trading
+from orders.manual import (
     IdempotencyKeyReused,
     ManualOrderAccountNotFound,
     ManualOrderError,
     ManualOrderNoAccount,
-    halt_trading,
     manual_client_order_id,
     order_trading_day,
     place_manual_order,
-    resume_trading,
 )
+from orders.models import Order, OrderReason, OrderStatus, TradingAlert
+from orders.positions import positions_for
 
 from .conftest import MONDAY, at
 
@@ -101,12 +100,12 @@ def test_a_stored_but_never_sent_keyed_order_is_sent_by_the_retry(user, paper_ac
         if name == "manual_intent_committed":
             raise RuntimeError("worker killed")
 
-    monkeypatch.setattr(services, "_checkpoint", die)
+    monkeypatch.setattr(common, "checkpoint", die)
     with pytest.raises(RuntimeError):
         place_manual_order(user, None, SAMSUNG, now=DURING_SESSION, idempotency_key="k-crash")
     order = Order.objects.get()
     assert order.status == OrderStatus.PENDING and order.send_attempts == 0 and not PaperOrder.objects.exists()
-    monkeypatch.setattr(services, "_checkpoint", lambda name, subject: None)
+    monkeypatch.setattr(common, "checkpoint", lambda name, subject: None)
     retried = place_manual_order(user, None, SAMSUNG, now=at(MONDAY, 10, 2), idempotency_key="k-crash")
     assert retried.pk == order.pk and retried.idempotent_replay
     assert retried.status == OrderStatus.FILLED and PaperOrder.objects.count() == 1
@@ -197,7 +196,7 @@ def test_manual_orders_interrupted_before_an_answer_are_closed_or_reconciled(use
         )
 
     never_sent, claimed, fresh = pending("a", 0, 30), pending("b", 1, 30), pending("c", 0, 2)
-    result = services.close_interrupted_manual_orders(now=at(MONDAY, 10))
+    result = reconciliation.close_interrupted_manual_orders(now=at(MONDAY, 10))
     assert result == {"cancelled": 1, "unknown": 1}
     for order in (never_sent, claimed, fresh):
         order.refresh_from_db()
@@ -207,6 +206,6 @@ def test_manual_orders_interrupted_before_an_answer_are_closed_or_reconciled(use
     assert fresh.status == OrderStatus.PENDING
     assert not PaperOrder.objects.exists()  # the sweep never sends
     # The unknown one is then settled by reconciliation: the paper broker has no such order.
-    services.reconcile_orders(paper_account, MONDAY, now=at(MONDAY, 11))
+    reconciliation.reconcile_orders(paper_account, MONDAY, now=at(MONDAY, 11))
     claimed.refresh_from_db()
     assert claimed.status == OrderStatus.REJECTED

@@ -17,8 +17,10 @@ from django.db.models import F
 from accounts.tests.factories import BrokerAccountFactory
 from market.models import PaperPosition
 from orders import notifications
+from orders.controls import raise_alert
 from orders.models import AlertKind, Order, OrderStatus, TradingAlert, WeeklyRunStatus
-from orders.services import place_weekly_buys, raise_alert, reconcile_open_orders, reconcile_orders
+from orders.reconciliation import reconcile_open_orders, reconcile_orders
+from orders.weekly import place_weekly_buys
 
 from .conftest import MONDAY, at
 

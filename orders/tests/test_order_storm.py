@@ -18,8 +18,8 @@ from accounts.models import BrokerMode
 from accounts.tests.factories import BrokerAccountFactory
 from market.models import PaperAccount, PaperOrder
 from orders import storm
+from orders.manual import manual_client_order_id
 from orders.models import AlertKind, Order, OrderReason, OrderStatus, TradingAlert
-from orders.services import manual_client_order_id
 
 from .conftest import MONDAY
 

@@ -21,12 +21,13 @@ from accounts.tests.factories import BrokerAccountFactory
 from market.krx import SEOUL, week_trading_days
 from market.models import Instrument, PaperAccount, PaperPosition
 from orders.models import Fill, OrderSide, WeeklyRunStatus
-from orders.selectors import positions_for
-from orders.services import place_weekly_buys, reconcile_orders, run_exit_checks
+from orders.positions import positions_for
+from orders.reconciliation import reconcile_orders
+from orders.weekly import place_weekly_buys, run_exit_checks
 from strategies.backtest import BacktestConfig, run_backtest
 from strategies.library import create_strategy, get_strategy
+from strategies.market_data import load_market_data
 from strategies.models import StrategyConfig, UniverseMode
-from strategies.services import load_market_data
 
 pytestmark = pytest.mark.django_db
 

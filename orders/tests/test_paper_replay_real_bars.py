@@ -30,12 +30,12 @@ from accounts.tests.factories import BrokerAccountFactory
 from market.krx import SEOUL, trading_days, week_trading_days
 from market.models import Instrument, PaperAccount, PaperPosition
 from orders.models import Fill, OrderSide, WeeklyRun, WeeklyRunStatus
-from orders.selectors import positions_for
-from orders.services import replay_paper_week
+from orders.positions import positions_for
+from orders.replay import replay_paper_week
 from strategies.backtest import BacktestConfig, run_backtest
 from strategies.library import create_strategy, get_strategy
+from strategies.market_data import load_market_data
 from strategies.models import StrategyConfig, UniverseMode
-from strategies.services import load_market_data
 
 pytestmark = pytest.mark.django_db
 

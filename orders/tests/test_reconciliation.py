@@ -11,14 +11,9 @@ from django.core.management import CommandError, call_command
 
 from market.tests.fake_kis import DAILY_ORDERS_PATH, ORDER_CASH_PATH
 from orders.models import AlertKind, Fill, Order, OrderStatus, TradingAlert, WeeklyRunStatus
-from orders.selectors import positions_for
-from orders.services import (
-    OrderDecisionError,
-    adopt_broker_order,
-    declare_order_not_received,
-    place_weekly_buys,
-    reconcile_orders,
-)
+from orders.positions import positions_for
+from orders.reconciliation import OrderDecisionError, adopt_broker_order, declare_order_not_received, reconcile_orders
+from orders.weekly import place_weekly_buys
 
 from .kis_week import WEEK, KisWeek
 

@@ -12,17 +12,13 @@ from django.urls import reverse
 from market.gateway import BrokerError
 from market.krx import commission_for, price_limits, round_to_tick, shift_ticks
 from market.models import DailyBar, PaperAccount, PaperOrder
-from orders import risk, services
+from orders import common, risk
+from orders.common import get_broker
+from orders.controls import halt_reason_for, halt_trading, resume_trading
+from orders.execution import send_order
 from orders.models import AlertKind, Order, OrderStatus, TradingAlert, TradingControl, WeeklyRunStatus
-from orders.services import (
-    _send_order,
-    get_broker,
-    halt_reason_for,
-    halt_trading,
-    place_weekly_buys,
-    reconcile_orders,
-    resume_trading,
-)
+from orders.reconciliation import reconcile_orders
+from orders.weekly import place_weekly_buys
 
 from .conftest import MONDAY, at
 
@@ -47,7 +43,7 @@ def new_order(account, code, *, side="buy", quantity=1, order_type="01", price=0
 
 
 def send(order: Order, now: dt.datetime) -> Order:
-    _send_order(order, get_broker(order.broker_account, now), now, True, "")
+    send_order(order, get_broker(order.broker_account, now), now, True, "")
     order.refresh_from_db()
     return order
 
@@ -106,7 +102,7 @@ def test_a_halt_while_the_job_sends_rejects_every_order_still_pending(config, mo
         if name == "intents_committed":
             halt_trading(account=config.broker_account, reason="주문 중 정지")
 
-    monkeypatch.setattr(services, "_checkpoint", halt_after_planning)
+    monkeypatch.setattr(common, "checkpoint", halt_after_planning)
     result = place_weekly_buys(config, MONDAY, at(MONDAY, 9, 5))
     # Every order refused: the run did not do its job, so it is not "complete" and says why.
     assert result.run.status == WeeklyRunStatus.BLOCKED

@@ -10,7 +10,8 @@ from django.urls import reverse
 
 from market.krx import SEOUL
 from orders.models import Order
-from orders.services import place_weekly_buys, reconcile_orders
+from orders.reconciliation import reconcile_orders
+from orders.weekly import place_weekly_buys
 from strategies.models import StrategyConfig
 
 pytestmark = pytest.mark.django_db

@@ -11,8 +11,9 @@ from django.db import IntegrityError, transaction
 from market.krx import DEFAULT_COMMISSION_RATE, commission_for
 from market.models import DailyBar, PaperOrder, PaperPosition
 from orders.models import Fill, Order, OrderStatus, WeeklyRun, WeeklyRunStatus
-from orders.selectors import positions_for
-from orders.services import place_weekly_buys, reconcile_orders, run_exit_checks
+from orders.positions import positions_for
+from orders.reconciliation import reconcile_orders
+from orders.weekly import place_weekly_buys, run_exit_checks
 
 from .conftest import FRIDAY, MONDAY, at
 
@@ -154,7 +155,7 @@ def test_sell_signal_exits(config, monkeypatch):
     from .conftest import SellAllStrategy
 
     _entry(config)
-    monkeypatch.setattr("orders.services.create_strategy",
+    monkeypatch.setattr("orders.planning.create_strategy",
                         lambda key, params: SellAllStrategy(stop_loss=-0.5, take_profit=5.0))
     tuesday = MONDAY + dt.timedelta(days=1)
     run_exit_checks(config, tuesday, at(tuesday, 15, 15))
@@ -167,7 +168,7 @@ def test_a_missed_friday_exit_is_caught_up_at_the_next_check(config, monkeypatch
     held = positions_for(config)
     # No exit ran on Friday; the next week's Monday check sells the carried positions.
     next_monday = MONDAY + dt.timedelta(days=7)
-    monkeypatch.setattr("orders.services._day_prices", lambda codes, day, broker: {
+    monkeypatch.setattr("orders.planning.day_prices", lambda codes, day, broker: {
         code: DailyBar.objects.get(instrument__code=code, date=FRIDAY).close for code in codes})
     result = run_exit_checks(config, next_monday, at(next_monday, 15, 15), dry_run=True)
     assert {(p.code, p.quantity, p.reason) for p in result.planned} == {

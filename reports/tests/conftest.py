@@ -17,7 +17,8 @@ from market.brokers.paper import PaperBroker
 from market.krx import SEOUL
 from market.models import Instrument
 from orders.models import AlertKind, Order, OrderReason, OrderStatus, TradingAlert
-from orders.services import place_weekly_buys, reconcile_orders, run_exit_checks
+from orders.reconciliation import reconcile_orders
+from orders.weekly import place_weekly_buys, run_exit_checks
 from strategies.models import StrategyConfig, UniverseMode
 
 from .fake_openai import FakeOpenAI
@@ -66,7 +67,7 @@ def paper_account(user):
 
 @pytest.fixture
 def config(user, paper_account, demo_codes, monkeypatch):
-    monkeypatch.setattr("orders.services.create_strategy", lambda key, params: StubStrategy())
+    monkeypatch.setattr("orders.planning.create_strategy", lambda key, params: StubStrategy())
     return StrategyConfig.objects.create(
         owner=user, name="주간 평균회귀", strategy_key="mean_reversion", params={}, universe_mode=UniverseMode.CODES,
         universe_codes=" ".join(demo_codes), max_positions=2, cash_per_week=3_000_000, is_active=True,

@@ -43,8 +43,8 @@ from accounts.tests.factories import BrokerAccountFactory
 from market.krx import SEOUL
 from market.models import Instrument
 from market.tests.fake_kis import FAKE_ACCOUNT_NO, FAKE_APP_KEY, FAKE_APP_SECRET, FakeKisServer
+from orders.manual import place_manual_order
 from orders.models import Order, OrderStatus, TradingControl
-from orders.services import place_manual_order
 from reports.services import generate_report
 from strategies.models import StrategyConfig, UniverseMode
 from strategies.services import create_backtest_run, execute_backtest_run

@@ -11,13 +11,13 @@ from accounts.models import BrokerAccount
 from market.gateway import BrokerError, user_message_for
 from market.kis.errors import KisError
 from orders.models import OPEN_STATUSES, Order
-from orders.services import (
+from orders.reconciliation import (
     ReconcileSummary,
     close_interrupted_manual_orders,
     reconcile_open_orders,
     reconcile_orders,
-    resume_interrupted_runs,
 )
+from orders.weekly import resume_interrupted_runs
 
 
 class Command(BaseCommand):

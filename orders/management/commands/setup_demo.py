@@ -17,8 +17,9 @@ from market.analysis_service import analyze_week, latest_complete_week
 from market.demo_market import store_demo_market
 from market.krx import SEOUL
 from market.models import DailyBar, WeeklyAnalysis
+from orders.manual import place_manual_order
 from orders.models import Order
-from orders.services import place_manual_order, replay_paper_week
+from orders.replay import replay_paper_week
 from strategies.library import get_strategy
 from strategies.models import StrategyConfig, UniverseMode
 

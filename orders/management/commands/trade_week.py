@@ -11,7 +11,8 @@ from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
 
 from market.krx import SEOUL
-from orders.services import active_configs, place_weekly_buys, run_exit_checks
+from orders.common import active_configs
+from orders.weekly import place_weekly_buys, run_exit_checks
 from strategies.models import StrategyConfig
 
 SLOT_TIMES = {"entry": dt.time(9, 5), "check": dt.time(15, 15), "exit": dt.time(15, 15)}
