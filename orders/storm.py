@@ -122,7 +122,10 @@ class StormSummary:
 
     @property
     def ok(self) -> bool:
-        return not (self.server_errors or self.duplicates or self.unsettled or self.lost_alerts)
+        # A traceback in the server's log is a failure even when the answer was not a 5xx: it is how a
+        # notification sent inline (its task unknown to the web process) or a caught lock error shows.
+        return not (self.server_errors or self.duplicates or self.unsettled or self.lost_alerts
+                    or self.details.get("server_tracebacks"))
 
     def line(self) -> str:
         codes = ", ".join(f"{code}: {count}" for code, count in sorted(self.status_codes.items()))

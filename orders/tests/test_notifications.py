@@ -173,3 +173,19 @@ def test_the_text_shows_the_account_number_masked_only(user, settings, django_ca
     [request] = hook.received
     text = request["json"]["text"]
     assert "50001234" not in text and account.masked_account_number in text and "거부되었습니다" in text
+
+
+def test_a_web_process_can_queue_a_notification_by_the_tasks_name():
+    """A fresh process that only set Django up (a web server) knows the notify task: `controls` queues it
+    by name, and a process where it is unknown would send every notification inline, in the request."""
+    import os
+    import subprocess
+    import sys
+
+    from django.conf import settings
+
+    code = ("import django; django.setup(); from celery import current_app; from orders import controls; "
+            "print(controls.NOTIFY_TASK in current_app.tasks)")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=settings.BASE_DIR,
+                            env={**os.environ, "DJANGO_SETTINGS_MODULE": "trading_site.settings"}, timeout=120)
+    assert result.stdout.strip() == "True", result.stderr[-2000:]
