@@ -7,6 +7,7 @@ import pytest
 from django.core.management import call_command
 from rest_framework.test import APIClient
 
+from market.krx import SEOUL
 from market.models import DailyBar, Instrument, Outlier, WeeklyAnalysis
 from market.tests.factories import DailyBarFactory, InstrumentFactory, PaperBrokerAccountFactory
 
@@ -186,8 +187,10 @@ def test_the_api_says_where_the_prices_come_from(api, samsung):
 
 # ------------------------------------------------------------------------------------------------ quote
 @pytest.fixture
-def demo_api():
-    """The demo login with its paper account and the demo market (as `setup_demo` makes them)."""
+def demo_api(time_machine):
+    """The demo login with its paper account and the demo market (as `setup_demo` makes them), on a
+    Wednesday morning in the session for the whole test: the demo market ends "today"."""
+    time_machine.move_to(dt.datetime(2026, 11, 25, 10, 30, tzinfo=SEOUL), tick=False)
     call_command("setup_demo", symbols=2, years=1, stdout=io.StringIO())
     from django.contrib.auth import get_user_model
 

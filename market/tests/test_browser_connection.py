@@ -1,13 +1,19 @@
 """In a real browser: the demo user's paper account shows the demo order's holding through the
 connection test (HTMX) on the account page."""
 
+import datetime as dt
 import io
 
 import pytest
 from django.core.management import call_command
 from playwright.sync_api import expect
 
-pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+from market.krx import SEOUL
+
+# setup_demo's market ends "today": pinned to a Wednesday morning in the session, whatever day the test runs.
+WEDNESDAY = dt.datetime(2026, 11, 25, 10, 30, tzinfo=SEOUL)
+
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True), pytest.mark.time_machine(WEDNESDAY, tick=False)]
 
 
 def test_demo_holding_appears_after_the_connection_test(page, live_server):

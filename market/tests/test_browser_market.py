@@ -1,6 +1,7 @@
 """In a real browser: search 삼성 on 종목 검색, open 삼성전자 with the keyboard, see the chart and the
 z-score panel on 종목 상세."""
 
+import datetime as dt
 import io
 import re
 
@@ -8,9 +9,15 @@ import pytest
 from django.core.management import call_command
 from playwright.sync_api import expect
 
+from market.krx import SEOUL
 from market.models import DailyBar, Outlier, WeeklyAnalysis
 
-pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+# setup_demo's market ends "today" and it analyses the last complete week: on a Wednesday in the session
+# that is the week before the last bar's, which add_weekly_analysis adds (from Saturday to Monday morning
+# both are the same week).
+WEDNESDAY = dt.datetime(2026, 11, 25, 13, 0, tzinfo=SEOUL)
+
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True), pytest.mark.time_machine(WEDNESDAY, tick=False)]
 
 
 def log_in_as_demo(page, live_server):

@@ -4,6 +4,7 @@ from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
+import time_machine
 
 from market.krx.calendar import (
     CALENDAR_NAME,
@@ -84,7 +85,18 @@ def test_calendar_is_built_once_under_its_own_name(built_calendar):
     assert krx_calendar() is built_calendar
     assert built_calendar.name == CALENDAR_NAME
     assert built_calendar.first_session.year == 2000
-    assert built_calendar.last_session.year == datetime.now(SEOUL).year + 2
+
+
+def test_calendar_reaches_31_december_two_years_after_the_build_date_in_seoul():
+    """Built on New Year's morning in Seoul (still 31 December in UTC): up to the end of 2029. The
+    calendar the session built may come from any test's clock, so this one builds its own."""
+    krx_calendar.cache_clear()
+    try:
+        with time_machine.travel(datetime(2027, 1, 1, 8, 0, tzinfo=SEOUL), tick=False):
+            calendar = krx_calendar()
+    finally:
+        krx_calendar.cache_clear()  # the next caller builds it again, on its own clock
+    assert calendar.last_session.date() == date(2029, 12, 28)  # 31 December is the year-end closing day
 
 
 @pytest.mark.parametrize(

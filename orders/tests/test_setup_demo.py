@@ -1,3 +1,4 @@
+import datetime as dt
 import io
 
 import pytest
@@ -5,10 +6,15 @@ from django.contrib.auth import get_user_model
 from django.core.management import call_command
 
 from market.brokers.paper import PaperBroker
+from market.krx import SEOUL
 from market.models import PaperOrder
 from orders.models import Order, WeeklyRun
 
-pytestmark = pytest.mark.django_db
+# The demo market ends "today" and the replayed weeks end with this week's sessions so far: pinned to a
+# Wednesday morning in the session (this week's exit still to come).
+WEDNESDAY = dt.datetime(2026, 11, 25, 10, 0, tzinfo=SEOUL)
+
+pytestmark = [pytest.mark.django_db, pytest.mark.time_machine(WEDNESDAY, tick=False)]
 
 
 def run():
@@ -63,7 +69,7 @@ def test_setup_demo_replays_the_last_weeks_through_the_weekly_jobs():
     assert "demo trading: the last 8 weeks replayed" in out.getvalue()
     entries = WeeklyRun.objects.filter(job="entry")
     assert entries.count() == 8 and not entries.exclude(status="complete").exists()
-    assert WeeklyRun.objects.filter(job="exit").count() >= 7  # the current week may not have ended
+    assert WeeklyRun.objects.filter(job="exit").count() == 7  # this week's (Friday's) exit has not run yet
     runs, orders = WeeklyRun.objects.count(), Order.objects.count()
     call_command("setup_demo", symbols=12, years=1, stdout=io.StringIO())
     assert (WeeklyRun.objects.count(), Order.objects.count()) == (runs, orders)

@@ -3,15 +3,20 @@ charts, and regenerates it with the (fake) model, whose <script> is shown as tex
 
 from __future__ import annotations
 
+import datetime as dt
 import io
 
 import pytest
 from django.core.management import call_command
 from playwright.sync_api import expect
 
+from market.krx import SEOUL
 from reports.models import ReportStatus, WeeklyReport
 
-pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+# setup_demo's market ends "today": pinned to a Wednesday morning in the session, whatever day the test runs.
+WEDNESDAY = dt.datetime(2026, 11, 25, 10, 30, tzinfo=SEOUL)
+
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True), pytest.mark.time_machine(WEDNESDAY, tick=False)]
 
 
 def log_in_as_demo(page, live_server):

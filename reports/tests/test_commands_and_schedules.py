@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import io
 
 import pytest
 from django.core.management import CommandError, call_command
 from django.test import Client
 
+from market.krx import SEOUL
 from reports.models import ReportStatus, WeeklyReport
 from trading_site.schedules import collect_schedules, install_schedules
 
@@ -58,6 +60,7 @@ def test_bad_arguments(db):
         run("--user", "nobody")
 
 
+@pytest.mark.time_machine(dt.datetime(2026, 11, 25, 10, 30, tzinfo=SEOUL), tick=False)  # setup_demo's market ends "today"
 def test_the_demo_sees_a_plain_report_of_the_demo_week(no_model):
     """What the run command does: setup_demo, then weekly_report for the demo week."""
     call_command("setup_demo", symbols=3, years=1, stdout=io.StringIO())

@@ -3,6 +3,7 @@ strategy through HTMX) and activates it; runs a mean-reversion backtest on 00593
 over the last two years from 백테스트 and sees the metrics cards, the equity chart next to
 buy-and-hold and a sortable trades table."""
 
+import datetime as dt
 import io
 import os
 import re
@@ -11,9 +12,13 @@ import pytest
 from django.core.management import call_command
 from playwright.sync_api import expect
 
+from market.krx import SEOUL
 from strategies.models import BacktestRun, StrategyConfig
 
-pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+# setup_demo's market ends "today": pinned to a Wednesday morning in the session, whatever day the test runs.
+WEDNESDAY = dt.datetime(2026, 11, 25, 10, 30, tzinfo=SEOUL)
+
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True), pytest.mark.time_machine(WEDNESDAY, tick=False)]
 
 SCREENSHOT_DIR = os.environ.get("SCREENSHOT_DIR")
 
