@@ -45,14 +45,13 @@ import tempfile
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from urllib.parse import quote
 
 from django.conf import settings
-from django.db import connections
+
+from orders.scratch import scratch_database
 
 MARKER = "CRASH-DRILL"
 DEFAULT_RUNS = 20
@@ -124,50 +123,6 @@ class DrillSummary:
 
     def summary_line(self) -> str:
         return f"runs: {len(self.runs)}, duplicates: {self.duplicates}, lost orders: {self.lost}"
-
-
-# ------------------------------------------------------------------------------------------- scratch DB
-def _scratch_name(name: str) -> str:
-    base = name if name.startswith("test_") else f"test_{name}"
-    return f"{base}_drill"[:64]
-
-
-@contextmanager
-def scratch_database(database_url: str | None = None, keep: bool = False) -> Iterator[str]:
-    """A DATABASE_URL for the drill's own database (see the module docstring)."""
-    if database_url:
-        yield database_url
-        return
-    db = settings.DATABASES["default"]
-    engine = db["ENGINE"]
-    if engine.endswith("sqlite3"):
-        folder = tempfile.mkdtemp(prefix="crash-drill-")
-        try:
-            yield f"sqlite:///{Path(folder) / 'drill.sqlite3'}"
-        finally:
-            if not keep:
-                for path in Path(folder).glob("*"):
-                    path.unlink()
-                Path(folder).rmdir()
-        return
-    if not engine.endswith("mysql"):
-        raise DrillError(f"the crash drill supports SQLite and MySQL/MariaDB, not {engine}")
-    name = _scratch_name(db["NAME"])
-    # A connection of its own, without a database: CREATE/DROP DATABASE commit implicitly on MySQL
-    # and must not touch the caller's connection (or a test's transaction).
-    with connections["default"]._nodb_cursor() as cursor:
-        cursor.execute(f"DROP DATABASE IF EXISTS `{name}`")
-        cursor.execute(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci")
-    user, password = quote(db.get("USER") or "", safe=""), quote(db.get("PASSWORD") or "", safe="")
-    credentials = f"{user}:{password}@" if user else ""
-    host = db.get("HOST") or "127.0.0.1"
-    port = f":{db['PORT']}" if db.get("PORT") else ""
-    try:
-        yield f"mysql://{credentials}{host}{port}/{name}"
-    finally:
-        if not keep:
-            with connections["default"]._nodb_cursor() as cursor:
-                cursor.execute(f"DROP DATABASE IF EXISTS `{name}`")
 
 
 def _describe(url: str) -> str:
@@ -346,7 +301,7 @@ def run_drill(runs: int = DEFAULT_RUNS, seed: int | None = None, *, database_url
         raise DrillError("runs must be at least 1")
     seed = random.SystemRandom().randrange(2**31) if seed is None else seed
     rng = random.Random(seed)
-    with scratch_database(database_url, keep=keep) as url:
+    with scratch_database("drill", database_url=database_url, keep=keep) as (url, _folder):
         out(f"crash drill: {runs} runs, seed {seed}, scratch database {_describe(url)}")
         worker = Worker(url)
         try:

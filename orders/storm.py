@@ -58,28 +58,25 @@ import datetime as dt
 import json
 import os
 import random
-import shutil
 import socket
 import statistics
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from urllib.parse import quote
 
 import requests
 from django.conf import settings
 from django.db import connections
 
 from market.krx import SEOUL
+from orders.scratch import scratch_database
 
 MARKER = "ORDER-STORM"
 DEFAULT_USERS = 4
@@ -175,50 +172,9 @@ def plan_requests(count: int, users: int, codes: list[str], same_key_share: floa
 
 
 # ------------------------------------------------------------------------------------------- scratch
-def _scratch_name(name: str) -> str:
-    base = name if name.startswith("test_") else f"test_{name}"
-    return f"{base}_storm"[:64]
-
-
-def mysql_url(db: dict, name: str) -> str:
-    """A DATABASE_URL for database `name` on the server and with the credentials of settings `db`."""
-    user, password = quote(db.get("USER") or "", safe=""), quote(db.get("PASSWORD") or "", safe="")
-    credentials = f"{user}:{password}@" if user else ""
-    host = db.get("HOST") or "127.0.0.1"
-    port = f":{db['PORT']}" if db.get("PORT") else ""
-    return f"mysql://{credentials}{host}{port}/{name}"
-
-
-@contextmanager
-def scratch(keep: bool = False, database_url: str | None = None) -> Iterator[tuple[str, Path]]:
-    """(a DATABASE_URL for the storm's own database, its scratch folder); see the module docstring.
-    With `database_url`, that database is used as it is (migrated and written to, never dropped)."""
-    folder = Path(tempfile.mkdtemp(prefix="order-storm-"))
-    db = settings.DATABASES["default"]
-    engine = db["ENGINE"]
-    try:
-        if database_url:
-            yield database_url, folder
-            return
-        if engine.endswith("sqlite3"):
-            yield f"sqlite:///{folder / 'storm.sqlite3'}", folder
-            return
-        if not engine.endswith("mysql"):
-            raise StormError(f"the order storm supports SQLite and MySQL/MariaDB, not {engine}")
-        name = _scratch_name(db["NAME"])
-        # A connection of its own, without a database: CREATE/DROP DATABASE commit implicitly on MySQL.
-        with connections["default"]._nodb_cursor() as cursor:
-            cursor.execute(f"DROP DATABASE IF EXISTS `{name}`")
-            cursor.execute(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci")
-        try:
-            yield mysql_url(db, name), folder
-        finally:
-            if not keep:
-                with connections["default"]._nodb_cursor() as cursor:
-                    cursor.execute(f"DROP DATABASE IF EXISTS `{name}`")
-    finally:
-        if not keep:
-            shutil.rmtree(folder, ignore_errors=True)
+def scratch(keep: bool = False, database_url: str | None = None):
+    """(a DATABASE_URL for the storm's own database, its scratch folder); see `orders.scratch`."""
+    return scratch_database("storm", keep=keep, database_url=database_url)
 
 
 def _describe(url: str) -> str:

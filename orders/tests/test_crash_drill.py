@@ -13,6 +13,7 @@ from django.core.management.base import CommandError
 from market.models import PaperOrder
 from orders import drill
 from orders.reconciliation import reconcile_orders
+from orders.scratch import scratch_name
 from orders.weekly import place_weekly_buys
 
 from .conftest import MONDAY, at
@@ -70,6 +71,6 @@ def test_the_command_fails_when_a_run_lost_or_doubled_an_order(monkeypatch):
 
 
 def test_scratch_database_names():
-    assert drill._scratch_name("trading") == "test_trading_drill"
-    assert drill._scratch_name("test_trading") == "test_trading_drill"
+    assert scratch_name("trading", "drill") == "test_trading_drill"
+    assert scratch_name("test_trading", "drill") == "test_trading_drill"
     assert dt.date.fromisoformat(drill.DEMO_END.isoformat()).weekday() == 4  # a Friday: a complete week

@@ -19,10 +19,10 @@ from accounts.tests.factories import BrokerAccountFactory
 from market.krx import SEOUL
 from market.models import PaperOrder
 from orders.controls import halt_trading
+from orders.dashboard import dashboard_for
 from orders.manual import place_manual_order
 from orders.models import AlertKind, Order, OrderStatus, TradingAlert, TradingControl, WeeklyRun
 from orders.reconciliation import reconcile_orders
-from orders.dashboard import dashboard_for
 from orders.weekly import place_weekly_buys
 from trading_site.schedules import install_schedules
 

@@ -20,6 +20,7 @@ from market.models import PaperAccount, PaperOrder
 from orders import storm
 from orders.manual import manual_client_order_id
 from orders.models import AlertKind, Order, OrderReason, OrderStatus, TradingAlert
+from orders.scratch import mysql_url
 
 from .conftest import MONDAY
 
@@ -30,7 +31,7 @@ def test_a_small_storm_answers_no_5xx_and_loses_nothing(tmp_path):
     # MySQL/MariaDB the test database itself (flushed after the test); on SQLite a file copy of the
     # in-memory test database, which other processes cannot open.
     if connection.vendor == "mysql":
-        url = storm.mysql_url(settings.DATABASES["default"], settings.DATABASES["default"]["NAME"])
+        url = mysql_url(settings.DATABASES["default"], settings.DATABASES["default"]["NAME"])
     else:
         path = tmp_path / "storm.sqlite3"
         connection.ensure_connection()

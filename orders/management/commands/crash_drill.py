@@ -13,6 +13,7 @@ import argparse
 from django.core.management.base import BaseCommand, CommandError
 
 from orders import drill
+from orders.scratch import ScratchError
 
 
 class Command(BaseCommand):
@@ -34,7 +35,7 @@ class Command(BaseCommand):
             return
         try:
             summary = drill.run_drill(runs, seed, database_url=database_url, keep=keep, out=self.stdout.write)
-        except drill.DrillError as error:
+        except (drill.DrillError, ScratchError) as error:
             raise CommandError(str(error)) from error
         self.stdout.write(summary.summary_line())
         if json:

@@ -15,6 +15,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from market.krx import SEOUL
 from orders import storm
+from orders.scratch import ScratchError
 
 
 class Command(BaseCommand):
@@ -61,7 +62,7 @@ class Command(BaseCommand):
         try:
             summary = storm.run_storm(users, requests, parallel, same_key_share, seed=seed, at=moment,
                                       database_url=database_url, keep=keep, out=self.stdout.write)
-        except storm.StormError as error:
+        except (storm.StormError, ScratchError) as error:
             raise CommandError(str(error)) from error
         self.stdout.write(summary.line())
         if json:
