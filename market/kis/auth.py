@@ -27,6 +27,10 @@ from .transport import SEOUL, KisResponse, KisTransport, json_bytes, logger
 
 TOKEN_PATH = "/oauth2/tokenP"
 REVOKE_PATH = "/oauth2/revokeP"
+APPROVAL_PATH = "/oauth2/Approval"
+# KIS says the approval key is valid 24 h and checks it only when a session registers (§2.3); its answer
+# carries no expiry, so the validity counts from the issuance.
+APPROVAL_KEY_VALIDITY = dt.timedelta(hours=24)
 
 # Process-wide, so that every client of one app key without a store of its own shares one token.
 DEFAULT_TOKEN_STORE = InMemoryTokenStore()
@@ -54,6 +58,8 @@ class KisAuth:
         # Derived from base URL + app key; reveals neither.
         self.token_key = f"kis-token-{transport.app_fingerprint[:24]}"
         self._token: AccessToken | None = None
+        self.approval_store_key = f"kis-approval-{transport.app_fingerprint[:24]}"
+        self._approval: tuple[str, dt.datetime] | None = None
 
     # ------------------------------------------------------------------------------------------ access token
     def get_token(self) -> AccessToken:
@@ -199,6 +205,50 @@ class KisAuth:
                 self.refresh_after_rejection(token)
 
     # ------------------------------------------------------------------------------------------ approval key
-    # The WebSocket approval key (POST /oauth2/Approval with appkey + secretkey, §2.3) goes here (issue 13):
-    # issued through ``self._transport`` like the access token, kept in ``self._token_store`` under a key
-    # of its own, never logged (register it with ``self._transport.redactor``).
+    def approval_key(self, rejected: str | None = None) -> str:
+        """The WebSocket approval key (§2.3): the cached one, the stored one, or a newly issued one.
+
+        Shared like the access token (same store, its own key) and renewed ``renew_margin`` before its 24 h
+        end. ``rejected`` is a key KIS just refused (OPSP0011): it is dropped and a fresh one issued -- unless
+        another thread or process already stored a different valid key, which is used instead."""
+        if rejected is None:
+            cached = self._approval
+            if cached is not None and not self._needs_renewal(cached[1]):
+                return cached[0]
+            stored = self._token_store.get(self.approval_store_key)
+            if stored is not None and not self._needs_renewal(stored[1]):
+                return self._adopt_approval(*stored)
+        with self._token_store.lock(self.approval_store_key):
+            stored = self._token_store.get(self.approval_store_key)
+            if stored is not None and stored[0] != rejected and not self._needs_renewal(stored[1]):
+                return self._adopt_approval(*stored)
+            if rejected is not None:
+                self._approval = None
+                self._token_store.delete(self.approval_store_key)
+                logger.info("KIS approval key refused by KIS; issuing a new one (app=%s)", self._transport.log_id)
+            return self._issue_approval_locked()
+
+    def _adopt_approval(self, key: str, expires_at: dt.datetime) -> str:
+        self._transport.redactor.register(key)
+        self._approval = (key, expires_at)
+        return key
+
+    def _issue_approval_locked(self) -> str:
+        transport = self._transport
+        credentials = transport.app_credentials()
+        # The approval endpoint names the secret "secretkey", unlike tokenP's "appsecret" (pitfall 25).
+        body = {"grant_type": "client_credentials", "appkey": credentials["appkey"],
+                "secretkey": credentials["appsecret"]}
+        response = transport.with_read_retries(
+            lambda: transport.exchange("POST", APPROVAL_PATH, tr_id=None, headers=transport.oauth_headers(),
+                                       payload=json_bytes(body), expects_rt_cd=False)
+        )
+        key = parse_text(response.data.get("approval_key"))
+        if not key:
+            raise KisProtocolError("approval response without approval_key", http_status=response.status,
+                                   path=APPROVAL_PATH)
+        transport.redactor.register(key)  # before anything could log it
+        expires_at = self._clock() + APPROVAL_KEY_VALIDITY
+        self._token_store.set(self.approval_store_key, key, expires_at)
+        logger.info("KIS approval key issued (app=%s, valid until %s)", transport.log_id, expires_at.isoformat())
+        return self._adopt_approval(key, expires_at)

@@ -163,6 +163,11 @@ class KisClient:
         """Revoke the current token at KIS (revokeP) and forget it. Returns False if there was none."""
         return self._auth.revoke_token()
 
+    def approval_key(self, rejected: str | None = None) -> str:
+        """The WebSocket approval key (§2.3), cached and shared like the token; pass a key KIS refused
+        (OPSP0011) as ``rejected`` to get a fresh one."""
+        return self._auth.approval_key(rejected)
+
     # ------------------------------------------------------------------------------------------ orders
     def hashkey(self, body: Mapping[str, str]) -> str:
         """HASH of a POST body (§2.4). Optional at KIS today; used for orders when ``use_hashkey`` is on."""

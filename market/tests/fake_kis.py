@@ -34,6 +34,7 @@ import secrets
 import socket
 import threading
 import time
+import uuid
 from collections import Counter, deque
 from dataclasses import dataclass, field
 from decimal import ROUND_HALF_UP, Decimal
@@ -52,6 +53,7 @@ FAKE_PRODUCT_CODE = "01"
 
 TOKEN_PATH = "/oauth2/tokenP"
 REVOKE_PATH = "/oauth2/revokeP"
+APPROVAL_PATH = "/oauth2/Approval"
 HASHKEY_PATH = "/uapi/hashkey"
 ORDER_CASH_PATH = "/uapi/domestic-stock/v1/trading/order-cash"
 ORDER_REVISE_CANCEL_PATH = "/uapi/domestic-stock/v1/trading/order-rvsecncl"
@@ -258,6 +260,9 @@ class FakeKisServer:
 
         self.tokens: dict[str, TokenState] = {}
         self.tokens_issued: list[str] = []  # every new token value handed out
+        # WebSocket approval keys (§2.3): key -> app key, so a fake WebSocket server can check them.
+        self.approval_keys: dict[str, str] = {}
+        self.approval_keys_issued: list[str] = []
         self.requests: list[RecordedRequest] = []
         self.counts: Counter[tuple[str, str]] = Counter()
         self.rate_limited = 0  # how many requests the per-key limit refused
@@ -441,6 +446,8 @@ class FakeKisServer:
             reply = self._token(body)
         elif path == REVOKE_PATH and method == "POST":
             reply = self._revoke(body)
+        elif path == APPROVAL_PATH and method == "POST":
+            reply = self._approval(body)
         elif path == HASHKEY_PATH and method == "POST":
             reply = self._hashkey(headers, body, raw_body)
         elif path in ROUTES:
@@ -534,6 +541,21 @@ class FakeKisServer:
             state.status = "invalid"
             app.current_token = None
         return Reply(200, _json({"code": 200, "message": "접근토큰 폐기에 성공하였습니다"}))
+
+    def _approval(self, body: dict[str, Any] | None) -> Reply:
+        """WebSocket approval key: the secret travels as ``secretkey``, not ``appsecret`` (§2.3)."""
+        if not body or body.get("grant_type") != "client_credentials":
+            return _oauth_error("FAKE0401", "fake: grant_type must be client_credentials")
+        with self._lock:
+            app = self.apps.get(str(body.get("appkey", "")))
+            if app is None:
+                return _oauth_error("EGW00103", "유효하지 않은 AppKey입니다.")
+            if body.get("secretkey") != app.app_secret:
+                return _oauth_error("EGW00105", "유효하지 않은 AppSecret입니다.")
+            key = str(uuid.uuid4())  # 36 chars like KIS's
+            self.approval_keys[key] = str(body["appkey"])
+            self.approval_keys_issued.append(key)
+        return Reply(200, _json({"approval_key": key}))
 
     def _hashkey(self, headers: dict[str, str], body: dict[str, Any] | None, raw_body: bytes) -> Reply:
         app = self.apps.get(headers.get("appkey", ""))
