@@ -223,3 +223,36 @@ class Outlier(models.Model):
 
     def __str__(self) -> str:
         return f"{self.date} {self.series} {self.method}"
+
+
+class IntradayBar(models.Model):
+    """One minute of one symbol's trades from the real-time stream (a 1-minute candle), so a page opened
+    during the day shows the day's candles so far. ``source`` as on the bus: "kis" (KIS WebSocket) or
+    "sim" (the paper broker's simulated stream); the two never mix. ``minute`` is the start of the minute
+    (aware, Asia/Seoul); prices in integer KRW. Kept for a few trading days (market.streaming.store)."""
+
+    class Source(models.TextChoices):
+        KIS = "kis", _("KIS real time")
+        SIM = "sim", _("simulated (paper)")
+
+    source = models.CharField(_("source"), max_length=3, choices=Source.choices)
+    code = models.CharField(_("code"), max_length=6)
+    minute = models.DateTimeField(_("minute"))
+    open = models.BigIntegerField(_("open"))
+    high = models.BigIntegerField(_("high"))
+    low = models.BigIntegerField(_("low"))
+    close = models.BigIntegerField(_("close"))
+    volume = models.BigIntegerField(_("volume"), default=0)
+
+    class Meta:
+        verbose_name = _("intraday bar")
+        verbose_name_plural = _("intraday bars")
+        # The unique index serves "one source and symbol, one day" (the page's query) as well.
+        constraints = [
+            models.UniqueConstraint(fields=["source", "code", "minute"], name="intradaybar_unique_minute"),
+        ]
+        # "Older than N days" (pruning) scans by minute across every symbol.
+        indexes = [models.Index(fields=["minute"], name="intradaybar_minute_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.source} {self.code} {self.minute:%Y-%m-%d %H:%M} {self.close}"

@@ -327,6 +327,30 @@ KIS_BASE_URLS = {
 }
 _kis_client_mode = "paper" if KIS_MODE == "simulated" else "real"
 KIS_BASE_URLS[_kis_client_mode] = KIS_BASE_URLS[_kis_client_mode] or KIS_URL_BASE
+# KIS WebSocket hosts (plain ws://, §1), per client mode; empty means KIS's published host. Tests and the
+# stream benchmark point them at a fake server.
+KIS_WS_URLS = {
+    "real": env("KIS_REAL_WS_URL", default="ws://ops.koreainvestment.com:21000"),
+    "paper": env("KIS_PAPER_WS_URL", default="ws://ops.koreainvestment.com:31000"),
+}
+
+# --- Real time (issue 13): the streaming process (manage.py stream_market) and the SSE endpoint ---------
+# The bus between them: Redis pub/sub when REDIS_URL is set; otherwise a local bus on this machine
+# (ZeroMQ on loopback; the streamer hosts it). "inprocess" is for tests only.
+REALTIME_BUS = env("REALTIME_BUS", default="redis" if REDIS_URL else "local")
+REALTIME_LOCAL_BUS_PORTS = (env.int("REALTIME_LOCAL_PUB_PORT", default=8765),
+                            env.int("REALTIME_LOCAL_SUB_PORT", default=8766))
+# The paper broker's simulated stream: "market" follows the KRX calendar and hours; "always" simulates an
+# open session whenever the streamer runs (the demo at night), labelled as simulated on the pages.
+REALTIME_SIM_SESSION = env("REALTIME_SIM_SESSION", default="market")
+if REALTIME_SIM_SESSION not in ("market", "always"):
+    raise ImproperlyConfigured("REALTIME_SIM_SESSION must be 'market' or 'always'")
+REALTIME_SIM_TICKS_PER_SECOND = env.float("REALTIME_SIM_TICKS_PER_SECOND", default=4.0)  # per symbol
+# No frame and no PINGPONG for this long: the KIS session is stale and is reconnected (KIS pings ~110 s).
+REALTIME_STALE_SECONDS = env.float("REALTIME_STALE_SECONDS", default=150.0)
+# Open live streams (browser tabs) one user may hold at once; the next one is refused (429).
+REALTIME_MAX_STREAMS_PER_USER = env.int("REALTIME_MAX_STREAMS_PER_USER", default=6)
+
 # Total time one web request may spend on broker calls (time-outs, retries, waits), then a Korean
 # "broker too slow" answer (API: 504). Well inside gunicorn's 30 s worker time-out (`--timeout 30` in the
 # Dockerfile, docker-compose and scripts/serve); 0 switches the budget off. Tasks and commands have none.
