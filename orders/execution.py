@@ -13,6 +13,7 @@ import datetime as dt
 import logging
 import time
 
+from django.db import transaction
 from django.db.models import F
 
 from accounts.models import BrokerMode
@@ -20,7 +21,7 @@ from market.gateway import BrokerError, user_message_for
 from market.kis.errors import KisError, KisNetworkError, KisRateLimited, KisTokenIssueThrottled
 from market.kis.models import normalize_branch_no, normalize_order_no
 
-from . import common, risk
+from . import common, fill_notices, risk
 from .common import before_open, commission, jsonable, seoul
 from .controls import close_order_alerts, halt_reason_for, order_alert
 from .models import AlertKind, Order, OrderStatus
@@ -100,12 +101,15 @@ def send_order(order: Order, broker, now: dt.datetime, may_send: bool, why_not: 
             order_alert(order, AlertKind.ORDER_REJECTED if definitive else AlertKind.ORDER_UNKNOWN, message)
         return
     common.checkpoint("after_send", order)
-    Order.objects.filter(pk=order.pk, status__in=(OrderStatus.PENDING, OrderStatus.UNKNOWN)).update(
+    numbered = Order.objects.filter(pk=order.pk, status__in=(OrderStatus.PENDING, OrderStatus.UNKNOWN)).update(
         status=OrderStatus.SUBMITTED, broker_order_no=normalize_order_no(receipt.order_no),
         broker_org_no=normalize_branch_no(receipt.org_no), raw_response=jsonable(receipt), error_message="",
         answered_at=now + dt.timedelta(seconds=time.monotonic() - started),
     )
     close_order_alerts(order, f"자동 해소: 증권사가 주문번호 {normalize_order_no(receipt.order_no)}로 접수했습니다.")
+    if numbered:
+        # A fill notice may have come before this answer (kept pending until the number is known).
+        transaction.on_commit(lambda order_id=order.pk: fill_notices.broker_number_recorded(order_id), robust=True)
 
 
 def _surely_not_sent_and_passing(error: Exception) -> bool:

@@ -158,7 +158,8 @@ class Order(models.Model):
 
 
 class Fill(models.Model):
-    """One increment of an order's filled quantity, as seen by reconciliation."""
+    """One increment of an order's filled quantity, as seen by reconciliation or the broker's fill notices
+    (both through `reconciliation.record_fill_progress`)."""
 
     order = models.ForeignKey(Order, on_delete=models.CASCADE, related_name="fills")
     cumulative_quantity = models.PositiveIntegerField(_("filled so far"))  # fill identity within the order
@@ -295,3 +296,54 @@ class TradeLog(models.Model):
 
     def __str__(self) -> str:
         return f"{self.timestamp:%Y-%m-%d} {self.side} {self.symbol} {self.quantity}@{self.price}"
+
+
+class NoticeSource(models.TextChoices):
+    KIS = "kis", _("KIS WebSocket")
+    PAPER = "paper", _("paper broker")
+
+
+class BrokerFillNotice(models.Model):
+    """One own-order notice as the broker sent it (KIS H0STCNI0/H0STCNI9, or the paper broker's fill),
+    stored once: a redelivered identical notice hits the unique constraint and changes nothing.
+
+    The fills of an order are applied from the *sum* of its stored fill notices, merged with the
+    reconciliation's cumulative row under the order's row lock (`orders.fill_notices`): a notice never adds
+    a fill of its own, so whichever source arrives first, the order's fills count each share once. A notice
+    whose broker order number is not ours yet (the REST answer has not come back) stays pending
+    (`applied_at` empty) until the number is recorded."""
+
+    account = models.ForeignKey(BrokerAccount, on_delete=models.CASCADE, related_name="fill_notices",
+                                verbose_name=_("broker account"))
+    trading_date = models.DateField(_("trading date"))  # the notice's day (Seoul): KIS numbers repeat across days
+    order_no = models.CharField(_("broker order no"), max_length=20)  # normalised (normalize_order_no)
+    original_order_no = models.CharField(_("original order no"), max_length=20, blank=True, default="")
+    code = models.CharField(_("code"), max_length=12)
+    side = models.CharField(_("side"), max_length=4, choices=OrderSide.choices)
+    is_fill = models.BooleanField(_("fill"))  # False: an acceptance/modify/cancel/reject notice
+    rejected = models.BooleanField(_("rejected"), default=False)
+    quantity = models.PositiveIntegerField(_("quantity"))  # this fill's shares (the order's in other notices)
+    price = models.BigIntegerField(_("price (KRW)"))
+    notice_time = models.DateTimeField(_("notice time"))
+    raw_fields = models.JSONField(_("notice fields"), default=dict, blank=True)  # as received; account no masked
+    source = models.CharField(_("source"), max_length=5, choices=NoticeSource.choices)
+    received_at = models.DateTimeField(_("received"), auto_now_add=True)
+    applied_at = models.DateTimeField(_("applied"), null=True, blank=True)  # matched with our order
+    order = models.ForeignKey(Order, on_delete=models.SET_NULL, null=True, blank=True, related_name="fill_notices",
+                              verbose_name=_("order"))
+
+    class Meta:
+        verbose_name = _("fill notice")
+        verbose_name_plural = _("fill notices")
+        ordering = ["notice_time", "pk"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["account", "order_no", "notice_time", "quantity", "price", "is_fill", "rejected"],
+                name="fill_notice_once",
+            ),
+        ]
+        indexes = [models.Index(fields=["account", "trading_date", "order_no"])]
+
+    def __str__(self) -> str:
+        kind = "fill" if self.is_fill else "rejected" if self.rejected else "notice"
+        return f"{self.order_no} {kind} {self.quantity}@{self.price}"

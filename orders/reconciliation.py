@@ -3,7 +3,7 @@
 Orders with a broker number are found by it (normalised); an order whose answer was lost by
 `orders.broker_matching` (its attributes and the time its request was in flight, with the clock
 tolerance, one-to-one). Fills are recorded once each, with their TradeLog row and FILLED alert in the
-same transaction. After the close a day order's unfilled remainder lapses. Reconciliation fails
+same transaction, by `record_fill_progress`, which the broker's fill notices use too (`orders.fill_notices`). After the close a day order's unfilled remainder lapses. Reconciliation fails
 closed: when the daily orders cannot be read the caller's run is blocked and sends nothing. Manual
 orders left pending by a dead request are closed here too (`close_interrupted_manual_orders`)."""
 
@@ -25,7 +25,7 @@ from market.kis.models import normalize_branch_no, normalize_order_no
 from market.krx import SEOUL, is_trading_day, sell_tax_for_trade, session_open_close
 from market.models import Instrument
 
-from . import broker_matching
+from . import broker_matching, live_events
 from .common import STALE_AFTER, active_configs, commission, get_broker, jsonable
 from .controls import close_order_alerts, order_alert, raise_alert, real_user, side_label
 from .models import AlertKind, Fill, Order, OrderReason, OrderSide, OrderStatus, TradeLog
@@ -93,25 +93,10 @@ def _apply_row(order: Order, row: DailyOrder, now: dt.datetime) -> int:
         previous_status = order.status
         if row.filled_quantity > order.filled_quantity:
             total_amount = row.filled_amount or int(row.average_fill_price * row.filled_quantity)
-            delta_quantity = row.filled_quantity - order.filled_quantity
-            delta_amount = total_amount - order.filled_amount
-            tax = 0
-            if order.side == OrderSide.SELL:
-                market = Instrument.objects.filter(code=order.code).values_list("market", flat=True).first() or "KOSPI"
-                tax = sell_tax_for_trade(delta_amount, market, order.trading_date)
             filled_at = now
             if row.order_time is not None:
                 filled_at = dt.datetime.combine(order.trading_date, row.order_time, tzinfo=SEOUL)
-            fill, created = Fill.objects.get_or_create(
-                order=order, cumulative_quantity=row.filled_quantity,
-                defaults={"quantity": delta_quantity, "price": round(delta_amount / delta_quantity),
-                          "amount": delta_amount, "commission": commission(delta_amount), "tax": tax,
-                          "filled_at": filled_at},
-            )
-            recorded += int(created)
-            _record_trade(order, fill, announce=created)
-            order.filled_quantity, order.filled_amount = row.filled_quantity, total_amount
-            order.average_fill_price = round(total_amount / row.filled_quantity)
+            recorded += record_fill_progress(order, row.filled_quantity, total_amount, filled_at)
         if order.filled_quantity >= order.quantity:
             order.status = OrderStatus.FILLED
         elif row.rejected_quantity and not order.filled_quantity:
@@ -129,6 +114,8 @@ def _apply_row(order: Order, row: DailyOrder, now: dt.datetime) -> int:
         if order.status != previous_status or previous_status == OrderStatus.UNKNOWN:
             order.error_message = _status_message(order, row)
         order.save()
+        if order.status != previous_status:
+            live_events.status_changed(order)
         if order.status == OrderStatus.REJECTED and previous_status != OrderStatus.REJECTED:
             order_alert(order, AlertKind.ORDER_REJECTED, order.error_message)
         if found and previous_status in (OrderStatus.UNKNOWN, OrderStatus.PENDING):
@@ -136,9 +123,40 @@ def _apply_row(order: Order, row: DailyOrder, now: dt.datetime) -> int:
     return recorded
 
 
+def record_fill_progress(order: Order, cumulative_quantity: int, cumulative_amount: int,
+                         filled_at: dt.datetime) -> int:
+    """The one way a fill is recorded, from the broker's daily orders (`_apply_row`) or from its fill
+    notices (`orders.fill_notices`): `order` is locked by the caller's transaction (select_for_update)
+    and the broker says `cumulative_quantity` shares are filled for `cumulative_amount` KRW in all. Only
+    the excess over what is recorded becomes a Fill (keyed by the cumulative quantity, so it exists
+    once), with its TradeLog row, the sell tax, a FILLED alert and the owner's "fill" event after the
+    commit; the order's filled quantity, amount and average price follow (the caller saves the order
+    and sets its status). Returns 1 when a fill was recorded, else 0."""
+    if cumulative_quantity <= order.filled_quantity:
+        return 0
+    delta_quantity = cumulative_quantity - order.filled_quantity
+    delta_amount = cumulative_amount - order.filled_amount
+    tax = 0
+    if order.side == OrderSide.SELL:
+        market = Instrument.objects.filter(code=order.code).values_list("market", flat=True).first() or "KOSPI"
+        tax = sell_tax_for_trade(delta_amount, market, order.trading_date)
+    fill, created = Fill.objects.get_or_create(
+        order=order, cumulative_quantity=cumulative_quantity,
+        defaults={"quantity": delta_quantity, "price": round(delta_amount / delta_quantity),
+                  "amount": delta_amount, "commission": commission(delta_amount), "tax": tax,
+                  "filled_at": filled_at},
+    )
+    _record_trade(order, fill, announce=created)
+    order.filled_quantity, order.filled_amount = cumulative_quantity, cumulative_amount
+    order.average_fill_price = round(cumulative_amount / cumulative_quantity)
+    if created:
+        live_events.fill_recorded(order, fill)
+    return int(created)
+
+
 def _record_trade(order: Order, fill: Fill, *, announce: bool) -> None:
     """The fill's TradeLog row (once: one-to-one with the fill) and, for a new fill, a FILLED alert.
-    Called inside `_apply_row`'s transaction."""
+    Called inside `record_fill_progress`'s transaction."""
     account = order.broker_account
     TradeLog.objects.get_or_create(fill=fill, defaults={
         "user_id": account.owner_id, "symbol": order.code, "side": order.side, "quantity": fill.quantity,
@@ -164,9 +182,13 @@ def _settle_lapsed(order: Order, row: DailyOrder | None, now: dt.datetime) -> bo
         return False
     unfilled = order.quantity - order.filled_quantity
     done = f" (체결 {order.filled_quantity:,}주)" if order.filled_quantity else ""
-    return bool(Order.objects.filter(pk=order.pk, status=order.status).update(
-        status=OrderStatus.CANCELLED,
-        error_message=f"{order.trading_date} 장 마감으로 미체결 {unfilled:,}주가 소멸했습니다{done}."))
+    message = f"{order.trading_date} 장 마감으로 미체결 {unfilled:,}주가 소멸했습니다{done}."
+    settled = bool(Order.objects.filter(pk=order.pk, status=order.status).update(
+        status=OrderStatus.CANCELLED, error_message=message))
+    if settled:
+        live_events.status_changed(order, status=OrderStatus.CANCELLED,
+                                   message=live_events.status_message(order, OrderStatus.CANCELLED, message))
+    return settled
 
 
 def _unresolved_order(order: Order, match: broker_matching.Match | None, now: dt.datetime) -> bool:
@@ -190,9 +212,12 @@ def _unresolved_order(order: Order, match: broker_matching.Match | None, now: dt
             f"않았습니다. 주문 페이지에서 맞는 주문을 고르거나 접수되지 않았다고 표시하세요: "
             + ", ".join(f"{item['order_no']} ({item['time'] or '시각 없음'})" for item in listed)
         )
-        Order.objects.filter(pk=order.pk, status__in=(OrderStatus.UNKNOWN, OrderStatus.PENDING)).update(
+        updated = Order.objects.filter(pk=order.pk, status__in=(OrderStatus.UNKNOWN, OrderStatus.PENDING)).update(
             status=OrderStatus.UNKNOWN, error_message=message, sent_at=order.sent_at or now)
         order_alert(order, AlertKind.ORDER_UNKNOWN, message, details={"candidates": listed}, update=True)
+        if updated and order.status != OrderStatus.UNKNOWN:
+            live_events.status_changed(order, status=OrderStatus.UNKNOWN, message=live_events.status_message(
+                order, OrderStatus.UNKNOWN, "증권사 주문내역에서 이 주문을 하나로 정하지 못했습니다. 주문 페이지에서 확인하세요."))
         return True
     if order.status == OrderStatus.UNKNOWN and order.sent_at and now - order.sent_at >= UNKNOWN_GRACE:
         message = "브로커 주문내역에 없어 접수되지 않은 주문으로 처리했습니다."
@@ -200,6 +225,8 @@ def _unresolved_order(order: Order, match: broker_matching.Match | None, now: dt
                 status=OrderStatus.REJECTED, error_message=message):
             close_order_alerts(order, "자동 해소: 증권사 주문내역에 없어 접수되지 않은 주문으로 처리했습니다.")
             order_alert(order, AlertKind.ORDER_REJECTED, message)
+            live_events.status_changed(order, status=OrderStatus.REJECTED,
+                                       message=live_events.status_message(order, OrderStatus.REJECTED, message))
         return False
     return True
 
@@ -359,6 +386,7 @@ def declare_order_not_received(order: Order, *, user) -> Order:
         status=OrderStatus.REJECTED, error_message=message)
     order.refresh_from_db()
     close_order_alerts(order, message, user=user)
+    live_events.status_changed(order)
     return order
 
 

@@ -21,7 +21,7 @@ from decimal import Decimal
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import F, Sum
+from django.db.models import F, Max, Min, Sum
 from django.utils import timezone
 
 from accounts.models import BrokerAccount
@@ -36,6 +36,7 @@ from market.gateway import (
     Quote,
 )
 from market.kis.models import BalanceSummary, Holding
+from market.kis.realtime.records import FillNotice
 from market.krx import (
     SEOUL,
     commission_for,
@@ -48,7 +49,8 @@ from market.krx import (
     validate_order,
 )
 from market.models import DailyBar as StoredBar
-from market.models import Instrument, PaperAccount, PaperOrder, PaperOrderStatus, PaperPosition
+from market.models import Instrument, IntradayBar, PaperAccount, PaperOrder, PaperOrderStatus, PaperPosition
+from market.streaming.signals import fill_notice_received
 
 LIMIT = "00"
 MARKET = "01"
@@ -151,7 +153,8 @@ class PaperBroker:
         with all the cash at the open whenever the stock opened below the previous close."""
         bar = self._bar(code, trading_day)
         if bar is None:
-            return prev_close or 0
+            current = self._simulated_price(code, trading_day, now)
+            return current or prev_close or 0
         return bar.open if now.time() < MIDDAY or now.date() < bar.date else bar.close
 
     def cancel_order(self, order_no: str, org_no: str, quantity: int | None = None) -> OrderReceipt:
@@ -195,16 +198,63 @@ class PaperBroker:
             return reference
         return order.price if bar.high >= order.price else None
 
+    # --- the simulated tape -------------------------------------------------------------------------
+    # Before the day's bar is stored, the streamer's simulated stream of the demo market (1-minute candles
+    # of source "sim", stored while `stream_market` runs) is that day's tape: an order fills at the price
+    # the pages show, as a real market order would, instead of waiting for the day's close to be imported.
+    # Without a running streamer there is no tape and orders wait for the day's bar, as before.
+    @staticmethod
+    def _simulated_price(code: str, day: dt.date, moment: dt.datetime) -> int | None:
+        """The last simulated price of `code` at `moment` on trading day `day`, if the tape has one."""
+        start = dt.datetime.combine(day, dt.time(0), tzinfo=SEOUL)
+        return (IntradayBar.objects.filter(source=IntradayBar.Source.SIM, code=code, minute__gte=start,
+                                           minute__lte=moment).order_by("-minute")
+                .values_list("close", flat=True).first())
+
+    def _simulated_tape(self, order: PaperOrder, now: dt.datetime) -> tuple[int, int, int] | None:
+        """(price when the order was placed, lowest and highest price since) on the order's trading day's
+        simulated tape, or None when there is no tape for it yet."""
+        day = order.trading_date
+        placed_minute = order.placed_at.astimezone(SEOUL).replace(second=0, microsecond=0)
+        bars = IntradayBar.objects.filter(source=IntradayBar.Source.SIM, code=order.code,
+                                          minute__gte=dt.datetime.combine(day, dt.time(0), tzinfo=SEOUL),
+                                          minute__lt=dt.datetime.combine(day + dt.timedelta(days=1), dt.time(0),
+                                                                         tzinfo=SEOUL))
+        reference = self._simulated_price(order.code, day, order.placed_at)
+        since = bars.filter(minute__gte=placed_minute, minute__lte=now).aggregate(low=Min("low"), high=Max("high"))
+        if reference is None:  # placed before the tape began: the tape's first price after placement
+            reference = bars.filter(minute__gte=placed_minute, minute__lte=now).order_by("minute") \
+                .values_list("open", flat=True).first()
+        if reference is None:
+            return None
+        return reference, since["low"] or reference, since["high"] or reference
+
+    @staticmethod
+    def _tape_fill_price(order: PaperOrder, reference: int, low: int, high: int) -> int | None:
+        if order.order_type == MARKET:
+            return reference
+        if order.side == "buy":
+            if reference <= order.price:
+                return reference
+            return order.price if low <= order.price else None
+        if reference >= order.price:
+            return reference
+        return order.price if high >= order.price else None
+
     def _match(self, order: PaperOrder, account: PaperAccount, now: dt.datetime) -> None:
         """Fill or expire one open order; called inside a transaction holding the account row."""
         bar = self._bar(order.code, order.trading_date)
         day_over = now >= session_open_close(order.trading_date)[1]
-        if bar is None:
-            if day_over and now.date() > order.trading_date + dt.timedelta(days=7):
-                order.status = PaperOrderStatus.EXPIRED  # no bar a week later: suspended, never traded
-                order.save(update_fields=["status"])
-            return
-        fill_price = self._fill_price(order, bar)
+        if bar is not None:
+            fill_price = self._fill_price(order, bar)
+        else:
+            tape = self._simulated_tape(order, now)
+            if tape is None:
+                if day_over and now.date() > order.trading_date + dt.timedelta(days=7):
+                    order.status = PaperOrderStatus.EXPIRED  # no bar a week later: suspended, never traded
+                    order.save(update_fields=["status"])
+                return
+            fill_price = self._tape_fill_price(order, *tape)
         if fill_price is None:
             if day_over:
                 order.status = PaperOrderStatus.EXPIRED
@@ -241,6 +291,28 @@ class PaperBroker:
         order.commission, order.tax = commission, tax
         order.filled_at = max(order.placed_at, session_open_close(order.trading_date)[0])
         order.save()
+        self._notify_fill(order)
+
+    def _notify_fill(self, order: PaperOrder) -> None:
+        """Send `fill_notice_received` for a fill, as KIS's WebSocket notifies one (H0STCNI0), once the
+        fill's transaction commits (never for a fill rolled back). Listeners (the orders app) must not
+        break the paper broker: a failing one is logged (send_robust), and nothing listening is fine."""
+        name = Instrument.objects.filter(code=order.code).values_list("name", flat=True).first() or ""
+        moment = order.filled_at.astimezone(SEOUL)
+        notice = FillNotice(
+            customer_id="", account_no="", order_no=order.order_no, original_order_no="", side=order.side,
+            correction="0", order_kind=order.order_type, code=order.code, quantity=order.filled_quantity,
+            price=order.fill_price, time=moment.time().replace(microsecond=0), rejected=False, is_fill=True,
+            acceptance="2", branch_no=PAPER_ORG_NO, order_quantity=order.quantity, order_price=order.price,
+            name=name,
+        )
+        account_id = self.broker_account.pk
+
+        def send() -> None:
+            fill_notice_received.send_robust(sender=PaperBroker, account_id=account_id, notice=notice,
+                                             source="paper", moment=moment)
+
+        transaction.on_commit(send, robust=True)
 
     # --- reads ------------------------------------------------------------------------------------
     def get_daily_orders(self, start: dt.date, end: dt.date) -> list[DailyOrder]:

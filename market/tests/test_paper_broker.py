@@ -157,3 +157,42 @@ def test_commission_rate_comes_from_settings(broker, samsung, settings):
     settings.COMMISSION_RATE = "0.001"
     broker.place_order("buy", "005930", 10, order_type="01")
     assert PaperOrder.objects.get().commission == 705  # 0.1% of 705,000
+
+
+def sim_minute(code, moment, *, open, high, low, close):  # noqa: A002
+    from market.models import IntradayBar
+
+    return IntradayBar.objects.create(source="sim", code=code, minute=moment, open=open, high=high, low=low,
+                                      close=close, volume=100)
+
+
+def test_before_the_days_bar_a_market_order_fills_at_the_simulated_tapes_price(broker, samsung, clock):
+    """The streamer's simulated stream is the day's tape: the demo fills at the price the pages show."""
+    sim_minute("005930", at(TUE, 10, 0), open=70_900, high=71_300, low=70_800, close=71_100)
+    sim_minute("005930", at(TUE, 10, 1), open=71_100, high=71_400, low=71_000, close=71_300)
+    clock.moment = at(TUE, 10, 1) + dt.timedelta(seconds=30)
+    broker.place_order("buy", "005930", 3, order_type="01")
+    order = PaperOrder.objects.get()
+    assert (order.status, order.fill_price) == ("filled", 71_300)  # the latest price, not the previous close
+
+
+def test_a_limit_order_fills_when_the_tape_crosses_it_later(broker, samsung, clock):
+    sim_minute("005930", at(TUE, 10, 0), open=71_000, high=71_200, low=70_900, close=71_100)
+    clock.moment = at(TUE, 10, 0) + dt.timedelta(seconds=40)
+    broker.place_order("buy", "005930", 2, price=70_500)
+    assert PaperOrder.objects.get().status == "open"  # 71,100 now: above the limit
+    sim_minute("005930", at(TUE, 10, 5), open=70_700, high=70_800, low=70_400, close=70_600)
+    clock.moment = at(TUE, 10, 6)
+    [row] = broker.get_daily_orders(TUE, TUE)
+    assert (row.filled_quantity, int(row.average_fill_price)) == (2, 70_500)
+
+
+def test_the_tape_of_another_day_or_source_is_not_used(broker, samsung, clock):
+    from market.models import IntradayBar
+
+    sim_minute("005930", at(MON, 14, 0), open=71_000, high=71_000, low=71_000, close=71_000)  # yesterday
+    IntradayBar.objects.create(source="kis", code="005930", minute=at(TUE, 9, 30), open=71_000, high=71_000,
+                               low=71_000, close=71_000, volume=1)  # real prices never fill a paper order
+    clock.moment = at(TUE, 9, 31)
+    broker.place_order("buy", "005930", 1, order_type="01")
+    assert PaperOrder.objects.get().status == "open"
