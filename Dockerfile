@@ -1,4 +1,5 @@
-# The deployment image: gunicorn for the web, the same image runs the Celery worker and beat.
+# The deployment image: gunicorn (uvicorn workers) for the web; the same image runs the Celery worker and beat
+# and the real-time streamer.
 FROM node:20-bookworm-slim AS static-vendor
 WORKDIR /build
 COPY package.json package-lock.json ./
@@ -21,4 +22,5 @@ RUN DEBUG=False SECRET_KEY=build-only FIELD_ENCRYPTION_KEYS=$(python -c "from cr
  && useradd --create-home --uid 10001 trader && mkdir -p /app/var && chown -R trader /app/var /app/staticfiles
 USER trader
 EXPOSE 8000
-CMD ["gunicorn", "trading_site.wsgi:application", "--bind", "0.0.0.0:8000", "--workers", "3", "--timeout", "30", "--preload", "--access-logfile", "-"]
+# The ASGI app under gunicorn's uvicorn workers, as scripts/serve runs it (its comments explain the flags).
+CMD ["gunicorn", "trading_site.asgi:application", "-k", "trading_site.asgi.UvicornWorker", "--bind", "0.0.0.0:8000", "--workers", "3", "--timeout", "30", "--graceful-timeout", "25", "--preload", "--access-logfile", "-"]

@@ -72,6 +72,15 @@ def pytest_unconfigure(config):
         travel.stop()
 
 
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(items):
+    """Browser tests last (after pytest-django's ordering). Playwright's sync API keeps an event loop
+    running in the main thread from the first browser test to the end of the session, and every later
+    `asyncio.run` there (the real-time tests, `stream_market` called in a test) would fail with "cannot be
+    called from a running event loop"."""
+    items.sort(key=lambda item: item.get_closest_marker("browser") is not None)  # stable: order kept otherwise
+
+
 def pytest_report_header(config):
     if _test_now_travel:
         moment = _test_now_travel[0][0]

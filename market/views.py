@@ -14,8 +14,11 @@ from . import indicators, selectors
 from .brokers import broker_for
 from .gateway import BrokerError, user_message_for
 from .kis import KisError
+from .krx import SEOUL, price_limits
 from .krx.calendar import is_regular_session
 from .services import test_broker_connection
+from .streaming import sse, store
+from .streaming.sources import stream_source_for
 
 SEARCH_LIMIT = 20
 MAX_QUERY_LENGTH = 50
@@ -112,10 +115,54 @@ def _chart_payload(code: str) -> dict | None:
     }
 
 
+def _live_payload(user, code: str, chart: dict | None) -> dict:
+    """What the live part of 종목 상세 starts from (static/js/live_market.js): the stream's address and
+    source (the user's default account: the paper simulator or the account's KIS session), today's stored
+    1-minute candles, the previous close and its daily limits, the last stored close for a closed market,
+    and the page's words."""
+    source, _account = stream_source_for(default_broker_account(user))
+    now = timezone.now()
+    today = now.astimezone(SEOUL).date()
+    previous_close = store.previous_closes([code], today).get(code)
+    lower, upper = price_limits(previous_close) if previous_close else (None, None)
+    return {
+        "code": code,
+        "source": source,
+        "stream_url": reverse("stream_market", args=[code]),
+        "day": today.isoformat(),
+        "session": sse.session_state(source, now),
+        "bars": sse.intraday_bars_json(source, code, today),
+        "previous_close": previous_close,
+        "limits": {"lower": lower, "upper": upper},
+        "last_close": chart["close"][-1] if chart else None,
+        "last_close_date": chart["dates"][-1] if chart else None,
+        "labels": {
+            "connecting": _("Connecting to live prices…"),
+            "live": _("Live"),
+            "last_trade": _("last trade {time}"),
+            "simulated": _("Simulated prices (paper broker): a random walk from the demo market, not real trades"),
+            "reconnecting": _("Reconnecting… (cut since {since})"),
+            "gap": _("Gap in the stream {since}–{until}"),
+            "market_closed": _("Market closed. Last close {price} KRW ({date})."),
+            "market_closed_no_close": _("Market closed."),
+            "unavailable": _("Live prices unavailable: {reason}"),
+            "polling": _("The quote refreshes every %(seconds)d seconds instead.") % {"seconds": QUOTE_POLL_SECONDS},
+            "waiting": _("Waiting for the first trade…"),
+            "stale": _("No trade for {seconds} s"),
+            "halted": _("Trading halted"),
+            "candles": _("1-minute candles"),
+            "open": _("Open"), "high": _("High"), "low": _("Low"), "close": _("Close"),
+            "volume": _("Volume"), "previous_close": _("Previous close"),
+            "upper_limit": _("Upper limit"), "lower_limit": _("Lower limit"), "vi": _("VI triggered"),
+        },
+    }
+
+
 @login_required
 @require_safe
 def detail(request, code: str):
-    """종목 상세: chart with MA/Bollinger, z-score panel, outliers, latest quote and weekly analysis."""
+    """종목 상세: chart with MA/Bollinger, z-score panel, outliers, latest quote and weekly analysis; the
+    live intraday chart, quote and 호가 (market.streaming.sse) on top."""
     instrument = _instrument_or_404(code)
     chart = _chart_payload(instrument.code)
     analyses = selectors.weekly_analysis_for(instrument.code, ANALYSIS_WEEKS)
@@ -129,6 +176,7 @@ def detail(request, code: str):
             "bar_count": len(chart["dates"]) if chart else 0,
             "analyses": analyses,
             "analysis_weeks": ANALYSIS_WEEKS,
+            "live": _live_payload(request.user, instrument.code, chart),
         },
     )
 

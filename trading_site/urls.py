@@ -17,6 +17,7 @@ from market.api import (
     InstrumentQuoteView,
     PricesView,
 )
+from market.streaming import sse
 from orders.api import FillViewSet, OrderViewSet, PositionsView, TradeLogViewSet, TradeView, TradingControlView
 from reports.api import WeeklyReportDetailView, WeeklyReportListView
 from strategies.api import BacktestRunViewSet, StrategyConfigViewSet, StrategyListView
@@ -76,6 +77,9 @@ urlpatterns = [
     path("token", TokenFormView.as_view(), name="token_form"),
     path("prices/<str:symbol>", PricesView.as_view(), name="prices"),
     path("trade/<str:symbol>", TradeView.as_view(), name="trade"),
+    # Server-Sent Events (async views, served by the ASGI server): live prices and order events.
+    re_path(r"^stream/market/(?P<code>[0-9A-Za-z]{6})/$", sse.market_stream, name="stream_market"),
+    path("stream/dashboard/", sse.dashboard_stream, name="stream_dashboard"),
     path("api/", include((api_patterns, "api"))),
     path("accounts/", include("allauth.urls")),
     path("accounts/", include("accounts.urls")),

@@ -30,4 +30,7 @@ def dashboard(request):
     """대시보드: account value, holdings with P&L, this week's plan, the next runs, recent orders, the
     kill switch, open alerts and the equity line — all from stored data (`orders.dashboard.dashboard_for`);
     a KIS account's broker balance loads separately over HTMX, so an unreachable broker never fails the page."""
-    return render(request, "dashboard.html", dashboard_for(request.user))
+    # The live page refreshes its recent orders and account cards after a fill event (HTMX, target
+    # "recent-orders"): that refresh needs no dry run of this week's plan.
+    refresh = bool(getattr(request, "htmx", False)) and request.htmx.target == "recent-orders"
+    return render(request, "dashboard.html", dashboard_for(request.user, with_plan=not refresh))
