@@ -58,6 +58,14 @@ def _parse_test_now(value: str) -> dt.datetime:
 
 
 def pytest_configure(config):
+    # Real-time events published by the code under test (fills, order status) stay in the test process:
+    # never on the local bus of a streamer running on this machine (a developer's open dashboard would show
+    # the tests' fills) nor on Redis. Tests of the Redis and local buses choose them explicitly.
+    if "REALTIME_BUS" not in os.environ:
+        from django.conf import settings
+
+        if settings.configured:
+            settings.REALTIME_BUS = "inprocess"
     value = os.environ.get(_TEST_NOW_ENV)
     if not value:
         return

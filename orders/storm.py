@@ -7,8 +7,8 @@ prefix that test-database grants cover; dropped afterwards). Three processes of 
 all with the scratch database and a task queue of their own (a folder queue in the scratch folder, no
 Redis), so no worker of the configured site ever sees the storm's tasks, nor the storm's worker its:
 
-- the web server, exactly as the run command (``scripts/run``) serves the site: ``manage.py
-  runserver`` (Django's threaded WSGI server), started by ``manage.py order_storm --child server``,
+- the web server, exactly as the run command (``scripts/run``) serves the site: uvicorn with the ASGI
+  app (``trading_site.asgi``; sync views in threads), started by ``manage.py order_storm --child server``,
   which first migrates the scratch database, stores a small demo market (``demo_data``, so 005930
   exists), creates the users, each with a paper account (the default broker), and switches the last
   user's kill switch on when there are two users or more (their orders are refused and alerted);
@@ -472,9 +472,10 @@ def emit(text: str) -> None:
 
 
 def child_server(port: int, users: int, clock: str) -> None:
-    """`--child server`: set the scratch database up, then serve it with runserver on `clock` (an ISO
-    moment the process's clock is pinned to, ticking from there, or "real")."""
-    from django.core.management import call_command
+    """`--child server`: set the scratch database up, then serve it as the run command does (uvicorn, the
+    ASGI app, no proxy headers, no lifespan) on `clock` (an ISO moment the process's clock is pinned to,
+    ticking from there, or "real")."""
+    import uvicorn
 
     at = None if clock == "real" else dt.datetime.fromisoformat(clock)
     setup = child_setup(users, at, os.environ["ORDER_STORM_PASSWORD"])
@@ -484,7 +485,8 @@ def child_server(port: int, users: int, clock: str) -> None:
         import time_machine
 
         time_machine.travel(at, tick=True).start()  # this process only: it serves and then ends
-    call_command("runserver", f"127.0.0.1:{port}", use_reloader=False, use_threading=True)
+    uvicorn.run("trading_site.asgi:application", host="127.0.0.1", port=port, proxy_headers=False,
+                lifespan="off", timeout_graceful_shutdown=3, log_level="warning")
 
 
 def child_setup(users: int, at: dt.datetime | None, password: str) -> dict:
