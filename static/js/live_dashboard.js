@@ -7,6 +7,8 @@
   "use strict";
 
   var TOAST_MS = 8000;
+
+  var MAX_TOASTS = 4;
   var won = new Intl.NumberFormat("ko-KR");
   var seoulClock = new Intl.DateTimeFormat("en-GB", {
     timeZone: "Asia/Seoul", hour: "2-digit", minute: "2-digit", second: "2-digit", hour12: false,
@@ -234,6 +236,8 @@
     toast.appendChild(strong);
     toast.appendChild(document.createTextNode(text));
     box.appendChild(toast);
+    // A burst (the weekly entry's fills) shows its latest few, not a column down the page.
+    while (box.children.length > MAX_TOASTS) { box.removeChild(box.firstElementChild); }
     window.setTimeout(function () {
       toast.classList.add("leaving");
       window.setTimeout(function () { toast.remove(); }, 500);
