@@ -52,6 +52,23 @@ CANDLE_CLOSE_GRACE = dt.timedelta(seconds=3)  # a trade's exchange time may trai
 OPEN_CANDLES_EVERY = 5.0  # seconds between writes of the minutes in progress
 PRUNE_EVERY = 6 * 3600.0
 ACCOUNT_REFRESH_EVERY = 60.0
+# KIS sessions are open from a little before the open to a little after the close of a KRX trading day
+# (the pre-open auction and the closing auction's fills); outside, nothing connects to KIS and the pages
+# show the last close.
+KIS_HOURS_MARGIN = dt.timedelta(minutes=30)
+KIS_CLOSED_MESSAGE = ("장 운영 시간이 아닙니다. 마지막 종가를 보여 드립니다. "
+                      "KIS 실시간 연결은 다음 거래일 장 시작 30분 전에 다시 엽니다.")
+
+
+def kis_hours_open(now: dt.datetime) -> bool:
+    """Whether KIS real-time sessions should be open at aware ``now`` (KRX calendar, late opens included)."""
+    from market.krx import is_trading_day, session_open_close
+
+    day = now.astimezone(SEOUL).date()
+    if not is_trading_day(day):
+        return False
+    opens, closes = session_open_close(day)
+    return opens - KIS_HOURS_MARGIN <= now <= closes + KIS_HOURS_MARGIN
 RESTART_MIN, RESTART_MAX = 1.0, 60.0
 # The session's "connecting" is reported as "reconnecting": the pages know one "not live yet" state.
 STATE_NAMES = {"connecting": "reconnecting"}
@@ -95,6 +112,7 @@ class Streamer:
         kis: bool = True,
         kis_factory: Callable[[int, dict[str, Any]], Awaitable[Any]] | None = None,
         kis_accounts: Callable[[], Awaitable[Iterable[int]]] | None = None,
+        kis_hours: str = "market",
         load_closes: Callable[[list[str], dt.date], Awaitable[dict[str, int]]] | None = None,
         clock: Callable[[], dt.datetime] | None = None,
     ) -> None:
@@ -111,6 +129,8 @@ class Streamer:
         self.kis_enabled = kis and kis_factory is not None
         self.kis_factory = kis_factory
         self.kis_accounts = kis_accounts or _kis_accounts_from_db
+        self.kis_hours = kis_hours  # "market": only around KRX sessions (kis_hours_open); "always": tests
+        self._kis_open: bool | None = None  # the hours' state last applied
         self.sim = SimSource(
             on_tick=lambda tick, received: self.on_tick("sim", tick, received),
             on_book=lambda book, received: self.on_book("sim", book, received),
@@ -124,6 +144,7 @@ class Streamer:
         self._kis_tasks: dict[int, asyncio.Task] = {}
         self._kis_unavailable: dict[int, float] = {}  # account id -> monotonic time to ask again
         self._kis_boot: set[int] = set()  # accounts streamed from the start (fill notices), kept unwatched
+        self._kis_boot_wanted: set[int] = set()  # the fill-notice accounts, in the hours or not
         self._kis_owner: dict[str, int] = {}  # code -> the account whose session carries its trades
         self._kis_book_owner: dict[str, int] = {}
         self.watches: dict[str, Watch] = {}
@@ -266,6 +287,14 @@ class Streamer:
         if not self.kis_enabled:
             return
         plan = self._kis_plan()
+        if not self._kis_hours_open():
+            # Outside the hours: no KIS session at all (nothing to stream, nothing to poll); every
+            # account a page asks for, and every fill-notice account, hears why.
+            for account in sorted(set(self.kis)):
+                await self._stop_kis(account)
+            for account in sorted(set(plan) | self._kis_boot_wanted):
+                self.on_status("kis", account, "market_closed", message=KIS_CLOSED_MESSAGE)
+            return
         for account in sorted(set(plan) | set(self.kis)):
             codes, books = plan.get(account, ([], []))
             source = self.kis.get(account)
@@ -326,12 +355,29 @@ class Streamer:
                 await task
         self.statuses.pop(("kis", account), None)
 
+    def _kis_hours_open(self) -> bool:
+        return self.kis_hours == "always" or kis_hours_open(self.clock())
+
+    async def check_kis_hours(self) -> None:
+        """Open or close the KIS sessions when the hours begin or end."""
+        now_open = self._kis_hours_open()
+        if now_open == self._kis_open:
+            return
+        self._kis_open = now_open
+        logger.info("KIS real-time hours %s", "begin" if now_open else "end")
+        if now_open:
+            await self.refresh_accounts()
+        self._dirty.set()
+
     async def refresh_accounts(self) -> None:
         """Start the sessions of KIS accounts that stream fill notices; stop those of accounts gone."""
         try:
             accounts = set(await self.kis_accounts())
         except Exception:
             logger.exception("KIS accounts could not be listed")
+            return
+        self._kis_boot_wanted = accounts
+        if not self._kis_hours_open():
             return
         self._kis_boot |= accounts & set(self.kis)
         for account in sorted(accounts - set(self.kis)):
@@ -418,6 +464,8 @@ class Streamer:
                 last_repeat = now
                 for status in list(self.statuses.values()):
                     self.bus.publish(events.STATUS_CHANNEL, status)
+            if self.kis_enabled:
+                await self.check_kis_hours()
             if self.kis_enabled and now - last_accounts >= ACCOUNT_REFRESH_EVERY:
                 last_accounts = now
                 await self.refresh_accounts()
@@ -471,6 +519,7 @@ class Streamer:
             tasks.append(self._spawn(self._supervise("sim", self.sim.run, "sim", None), "sim-source"))
         if self.kis_enabled:
             await self.refresh_accounts()
+            self._kis_open = None  # the housekeeping applies the hours at once
         try:
             stopping = asyncio.ensure_future(self._stop.wait())
             await asyncio.wait([stopping, *tasks], return_when=asyncio.FIRST_COMPLETED)

@@ -56,6 +56,7 @@ def streamer_for(bus, **options):
     options.setdefault("store_candles", False)
     options.setdefault("load_closes", closes)
     options.setdefault("kis_accounts", no_accounts)
+    options.setdefault("kis_hours", "always")  # the fake KIS host streams whatever the hour
     return Streamer(bus, **options)
 
 
@@ -379,3 +380,77 @@ def test_stream_market_hosts_the_local_bus_and_refuses_a_second_host(settings):
             call_command("stream_market", "--once-for", "0.3", stdout=io.StringIO())
     with serve_local_bus(ports):  # the command gave the ports back when it stopped
         pass
+
+
+def test_outside_krx_hours_no_kis_session_is_opened_and_the_pages_hear_why():
+    """Nothing connects to KIS outside the hours (a Saturday; a weekday evening); at 08:30 on a trading day
+    (30 minutes before the open) the fill-notice session opens, and at the evening it closes again."""
+    from market.streaming.streamer import KIS_CLOSED_MESSAGE, kis_hours_open
+
+    seoul = dt.timezone(dt.timedelta(hours=9))
+    assert not kis_hours_open(dt.datetime(2026, 12, 12, 10, 0, tzinfo=seoul))  # Saturday
+    assert not kis_hours_open(dt.datetime(2026, 12, 7, 8, 29, tzinfo=seoul))
+    assert kis_hours_open(dt.datetime(2026, 12, 7, 8, 30, tzinfo=seoul))
+    assert kis_hours_open(dt.datetime(2026, 12, 7, 16, 0, tzinfo=seoul))
+    assert not kis_hours_open(dt.datetime(2026, 12, 7, 16, 1, tzinfo=seoul))
+    assert kis_hours_open(dt.datetime(2027, 1, 4, 9, 30, tzinfo=seoul))  # first session of 2027 opens at 10:00
+    assert not kis_hours_open(dt.datetime(2027, 1, 4, 9, 29, tzinfo=seoul))
+
+    bus = InProcessBus()
+    now = [dt.datetime(2026, 12, 7, 8, 0, tzinfo=seoul)]
+    made = []
+
+    class Source:
+        environment = "real"
+        refused: dict = {}
+
+        def __init__(self):
+            self.closed = asyncio.Event()
+
+        async def run(self):
+            await self.closed.wait()
+
+        async def close(self):
+            self.closed.set()
+
+        async def set_wanted(self, codes, books):
+            return []
+
+    async def factory(account, callbacks):
+        made.append(account)
+        return Source()
+
+    async def accounts():
+        return [5]
+
+    streamer = streamer_for(bus, kis=True, sim=False, kis_factory=factory, kis_accounts=accounts,
+                            kis_hours="market", clock=lambda: now[0], expire_every=0.05)
+
+    async def main():
+        stop = asyncio.Event()
+        running = asyncio.create_task(streamer.run(stop))
+        async with bus.subscribe([events.STATUS_CHANNEL]) as subscription:
+            await asyncio.wait_for(streamer.ready.wait(), 5)
+            bus.publish(events.CONTROL_CHANNEL, watch(source="kis", account=5, codes=["005930"]))
+            _, closed = await receive(subscription, lambda c, m: m.get("state") == "market_closed")
+            assert made == [] and streamer.kis == {}
+            now[0] = dt.datetime(2026, 12, 7, 8, 30, tzinfo=seoul)
+            for _ in range(100):
+                if 5 in streamer.kis:
+                    break
+                await asyncio.sleep(0.02)
+            opened = list(made)
+            now[0] = dt.datetime(2026, 12, 7, 17, 0, tzinfo=seoul)
+            for _ in range(100):
+                if not streamer.kis:
+                    break
+                await asyncio.sleep(0.02)
+            still_open = dict(streamer.kis)
+        stop.set()
+        await asyncio.wait_for(running, 10)
+        return closed, opened, still_open
+
+    closed, opened, still_open = asyncio.run(main())
+    assert closed["account"] == 5 and closed["message"] == KIS_CLOSED_MESSAGE
+    assert opened == [5]  # the hours began: one session for the account
+    assert still_open == {}  # the hours ended: closed again

@@ -492,9 +492,13 @@
     if (!node || !window.EventSource) { return; }
     var live = new LiveMarket(JSON.parse(node.textContent));
     window.liveMarket = live;
+    var quoteLoaded = false;
     document.body.addEventListener("htmx:beforeRequest", function (event) {
       var elt = event.detail && event.detail.elt;
-      if (elt && elt.id === "quote-box" && live.pollingHeld()) { event.preventDefault(); }
+      if (!elt || elt.id !== "quote-box") { return; }
+      // Outside the session the price does not move: one quote on load, then no polling of the broker.
+      if (live.pollingHeld() || (quoteLoaded && live.session === "market_closed")) { event.preventDefault(); }
+      quoteLoaded = true;
     });
     // The range buttons redraw the daily chart from its stored bars: put today's live bar back.
     document.addEventListener("click", function (event) {

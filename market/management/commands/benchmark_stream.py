@@ -308,7 +308,7 @@ class Command(BaseCommand):
                 return []
 
             streamer = Streamer(bus, sim=False, store_candles=False, kis_factory=kis_factory,
-                                kis_accounts=no_accounts)
+                                kis_accounts=no_accounts, kis_hours="always")  # the fake host never closes
             stop = asyncio.Event()
             running = asyncio.create_task(streamer.run(stop))
             await asyncio.wait_for(streamer.ready.wait(), 30)
