@@ -6,7 +6,7 @@ from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
 from . import controls, weekly
-from .models import Fill, Order, TradeLog, TradingAlert, TradingControl, WeeklyRun
+from .models import BrokerFillNotice, Fill, Order, TradeLog, TradingAlert, TradingControl, WeeklyRun
 
 
 def missed_slot_policy() -> str:
@@ -199,4 +199,24 @@ class TradeLogAdmin(admin.ModelAdmin):
         return False
 
     def has_delete_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(BrokerFillNotice)
+class BrokerFillNoticeAdmin(admin.ModelAdmin):
+    """The broker's fill notices as received (read only): which were matched to our orders and when; an
+    unmatched one belongs to an order placed outside this system (HTS, mobile) or to a lost answer that the
+    reconciliation found."""
+
+    list_display = ("notice_time", "account", "code", "side", "is_fill", "rejected", "quantity", "price", "order_no",
+                    "order", "source", "applied_at")
+    list_filter = ("source", "is_fill", "rejected", ("applied_at", admin.EmptyFieldListFilter))
+    search_fields = ("code", "order_no")
+    date_hierarchy = "trading_date"
+    readonly_fields = [f.name for f in BrokerFillNotice._meta.fields]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
         return False
