@@ -39,6 +39,22 @@ class _Position:
     carried: bool = False
 
 
+def symbol_signals_and_scores(strategy: Any, data: MarketData, code: str,
+                              universe: pd.DataFrame | None) -> tuple[pd.Series, pd.Series, pd.Series]:
+    """(closes, signals, scores) of one symbol from the per-symbol (design) form: its own bars, its OHLC
+    frame when the strategy needs it, the universe's closes (``data.frame("close")``) when it ranks across
+    symbols. The one way this form is called (the reference backtest, the look-ahead check)."""
+    bars = data.symbol_bars(code)
+    prices = bars["close"].rename(code)
+    context: dict[str, Any] = {}
+    if strategy.needs_ohlc:
+        context["ohlc"] = bars
+    if strategy.cross_sectional:
+        context["universe"] = universe
+    sig, score = strategy.generate_signals_and_scores(prices, **context)
+    return prices, sig, score
+
+
 def per_symbol_signals(strategy: Any, data: MarketData) -> tuple[dict[str, dict], dict[str, dict]]:
     """{code: {date: signal}} (non-zero signals only) and {code: {date: score}} (buy days) from the
     per-symbol (design) form of the strategy, one symbol at a time on its own bars."""
@@ -46,14 +62,7 @@ def per_symbol_signals(strategy: Any, data: MarketData) -> tuple[dict[str, dict]
     signals: dict[str, dict] = {}
     scores: dict[str, dict] = {}
     for code in data.codes:
-        bars = data.symbol_bars(code)
-        prices = bars["close"].rename(code)
-        context: dict[str, Any] = {}
-        if strategy.needs_ohlc:
-            context["ohlc"] = bars
-        if strategy.cross_sectional:
-            context["universe"] = universe
-        sig, score = strategy.generate_signals_and_scores(prices, **context)
+        prices, sig, score = symbol_signals_and_scores(strategy, data, code, universe)
         # Only the days with a signal are stored (a missing day reads as 0); scores of buy days.
         sig_values = sig.to_numpy()
         nonzero = np.flatnonzero(sig_values)

@@ -41,6 +41,7 @@ import numpy as np
 import pandas as pd
 
 from strategies.backtest.data import MarketData, to_day
+from strategies.backtest.reference import symbol_signals_and_scores
 
 PATHS = ("vectorised", "per_symbol")
 DEFAULT_DATES = 24
@@ -220,14 +221,7 @@ def per_symbol_signals(strategy: Any, data: MarketData) -> tuple[np.ndarray, np.
         rows = np.flatnonzero(data.valid[:, j])
         if rows.size == 0:
             continue  # not listed yet in a cut history: no bar, nothing to signal
-        bars = data.symbol_bars(code)
-        prices = bars["close"].rename(code)
-        context: dict[str, Any] = {}
-        if strategy.needs_ohlc:
-            context["ohlc"] = bars
-        if strategy.cross_sectional:
-            context["universe"] = universe
-        sig, score = strategy.generate_signals_and_scores(prices, **context)
+        prices, sig, score = symbol_signals_and_scores(strategy, data, code, universe)
         signals[rows, j] = sig.reindex(prices.index, fill_value=0).to_numpy(dtype=np.int64)
         scores[rows, j] = pd.Series(score).reindex(prices.index).to_numpy(dtype=float)
     return signals, scores
