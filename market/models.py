@@ -40,6 +40,9 @@ class Instrument(models.Model):
     market = models.CharField(_("market"), max_length=6, choices=MarketName.choices, default=MarketName.KOSPI)
     sector = models.CharField(_("sector"), max_length=100, blank=True, default="")
     is_listed = models.BooleanField(_("listed"), default=True)
+    # The day it left the market (absent from a newer master file); its bars stay, and backtests keep
+    # it for the dates it traded (no survivorship bias).
+    delisted_on = models.DateField(_("delisted on"), null=True, blank=True)
     is_etf = models.BooleanField(_("ETF/ETN"), default=False)
     source = models.CharField(_("data source"), max_length=4, choices=BarSource.choices, default=BarSource.CSV)
 

@@ -38,6 +38,13 @@ class StrategyConfig(models.Model):
         _("cash per week (KRW)"), default=10_000_000, validators=validators.CASH_VALIDATORS
     )
     is_active = models.BooleanField(_("active"), default=False)
+    # Live versus backtest: the week's live P&L may differ from the backtest of the same week by this
+    # many basis points of the cash invested before an alert is raised (orders.drift).
+    drift_alert_bps = models.PositiveIntegerField(
+        _("drift alert (bp)"), default=100, validators=validators.DRIFT_ALERT_VALIDATORS,
+        help_text=_("Alert when the week's live P&L differs from its backtest by more than this many basis "
+                    "points of the cash invested (100 = 1%)."),
+    )
     broker_account = models.ForeignKey(
         BrokerAccount, on_delete=models.PROTECT, null=True, blank=True, related_name="strategy_configs",
         verbose_name=_("broker account"),
@@ -79,12 +86,24 @@ class RunStatus(models.TextChoices):
 
 
 class BacktestSweep(models.Model):
-    """A grid of parameter values run as one backtest per combination."""
+    """A grid of parameter values backtested in one shared pass (strategies.research.sweep): each
+    set's metrics in ``results`` (grid order), the overfitting statistics of the whole sweep in
+    ``statistics``."""
 
     owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="backtest_sweeps")
     strategy_key = models.CharField(_("strategy"), max_length=40)
     grid = models.JSONField(_("grid"), default=dict)  # {"window": [10, 20], "z_threshold": [1.5, 2.0]}
+    # The run settings every set shares: codes, start, end, initial_cash, max_positions, cash_per_week,
+    # commission, tax, slippage_ticks, participation_cap, spread_ticks, small_cap_value, universe_top_n.
+    settings = models.JSONField(_("settings"), default=dict, blank=True)
+    status = models.CharField(_("status"), max_length=10, choices=RunStatus.choices, default=RunStatus.PENDING)
+    progress = models.PositiveSmallIntegerField(_("progress (%)"), default=0)
+    error = models.TextField(_("error"), blank=True, default="")
+    results = models.JSONField(_("results"), null=True, blank=True)  # [{"params": {...}, "metrics": {...}}, ...]
+    statistics = models.JSONField(_("statistics"), null=True, blank=True)  # deflated Sharpe, PBO, explanation
+    seconds = models.FloatField(_("seconds"), null=True, blank=True)
     created_at = models.DateTimeField(_("created"), auto_now_add=True)
+    finished_at = models.DateTimeField(_("finished"), null=True, blank=True)
 
     class Meta:
         verbose_name = _("parameter sweep")
@@ -120,6 +139,19 @@ class BacktestRun(models.Model):
     commission = models.DecimalField(_("commission rate"), max_digits=10, decimal_places=8, null=True, blank=True)
     tax = models.DecimalField(_("tax rate"), max_digits=10, decimal_places=8, null=True, blank=True)
     slippage_ticks = models.PositiveSmallIntegerField(_("slippage (ticks)"), default=0)
+    # Costs beyond commission, tax and slippage (strategies.backtest.costs): a buy takes at most this
+    # fraction of the entry day's volume (None: no cap); small caps (average daily traded value below
+    # small_cap_value KRW) pay spread_ticks more on each side.
+    participation_cap = models.DecimalField(
+        _("participation cap"), max_digits=6, decimal_places=4, null=True, blank=True,
+        validators=validators.PARTICIPATION_VALIDATORS,
+    )
+    spread_ticks = models.PositiveSmallIntegerField(_("small-cap spread (ticks)"), default=0)
+    small_cap_value = models.BigIntegerField(_("small-cap traded value (KRW)"), default=1_000_000_000)
+    # The universe as it was: the top N of `codes` by traded value as of each week (None: all of `codes`).
+    universe_top_n = models.PositiveIntegerField(
+        _("top N as of each week"), null=True, blank=True, validators=validators.UNIVERSE_TOP_N_VALIDATORS
+    )
     status = models.CharField(_("status"), max_length=10, choices=RunStatus.choices, default=RunStatus.PENDING)
     progress = models.PositiveSmallIntegerField(_("progress (%)"), default=0)
     error = models.TextField(_("error"), blank=True, default="")
@@ -137,3 +169,43 @@ class BacktestRun(models.Model):
 
     def __str__(self) -> str:
         return f"backtest {self.pk} {self.strategy_key} {self.start}..{self.end}"
+
+
+class WalkForwardObjective(models.TextChoices):
+    SHARPE = "sharpe", _("Sharpe ratio")
+    TOTAL_RETURN = "total_return", _("Total return")
+    CAGR = "cagr", _("CAGR")
+    CALMAR = "calmar", _("Return / max drawdown")
+
+
+class WalkForwardRun(models.Model):
+    """Walk-forward analysis (strategies.research.walk_forward): in each in-sample window the grid's
+    best set by ``objective`` is chosen, the next out-of-sample window trades it; ``result`` holds
+    the windows, the chosen parameters, the in-/out-of-sample figures and the stitched curve."""
+
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, null=True, blank=True, related_name="walk_forward_runs"
+    )
+    strategy_key = models.CharField(_("strategy"), max_length=40)
+    grid = models.JSONField(_("grid"), default=dict)
+    settings = models.JSONField(_("settings"), default=dict, blank=True)  # as BacktestSweep.settings
+    in_sample_weeks = models.PositiveSmallIntegerField(_("in-sample weeks"), default=104)
+    out_of_sample_weeks = models.PositiveSmallIntegerField(_("out-of-sample weeks"), default=26)
+    anchored = models.BooleanField(_("anchored"), default=False)
+    objective = models.CharField(
+        _("objective"), max_length=14, choices=WalkForwardObjective.choices, default=WalkForwardObjective.SHARPE
+    )
+    status = models.CharField(_("status"), max_length=10, choices=RunStatus.choices, default=RunStatus.PENDING)
+    progress = models.PositiveSmallIntegerField(_("progress (%)"), default=0)
+    error = models.TextField(_("error"), blank=True, default="")
+    result = models.JSONField(_("result"), null=True, blank=True)
+    created_at = models.DateTimeField(_("created"), auto_now_add=True)
+    finished_at = models.DateTimeField(_("finished"), null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("walk-forward analysis")
+        verbose_name_plural = _("walk-forward analyses")
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"walk-forward {self.pk} {self.strategy_key}"

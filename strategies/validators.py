@@ -8,6 +8,7 @@ service take their bounds from here: a value one of them accepts, the others acc
 from __future__ import annotations
 
 from collections.abc import Iterable
+from decimal import Decimal
 
 from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
@@ -28,6 +29,12 @@ UNKNOWN_CODES_SHOWN = 20
 MAX_POSITIONS_VALIDATORS = [MinValueValidator(1), MaxValueValidator(MAX_POSITIONS)]
 UNIVERSE_TOP_N_VALIDATORS = [MinValueValidator(1), MaxValueValidator(MAX_UNIVERSE_CODES)]
 CASH_VALIDATORS = [MinValueValidator(0), MaxValueValidator(MAX_CASH_KRW)]
+# Live versus backtest: an alert threshold above 100% of the cash invested would never fire.
+MAX_DRIFT_ALERT_BPS = 10_000
+DRIFT_ALERT_VALIDATORS = [MinValueValidator(1), MaxValueValidator(MAX_DRIFT_ALERT_BPS)]
+# A buy takes at most this fraction of the day's volume (1 = the whole day's volume).
+PARTICIPATION_VALIDATORS = [MinValueValidator(Decimal("0.0001")), MaxValueValidator(Decimal(1))]
+MAX_SPREAD_TICKS = 20
 
 
 def split_codes(text: str | None) -> list[str]:
