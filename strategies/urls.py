@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import views
+from . import guide_views, views
 
 app_name = "strategies"
 
@@ -11,6 +11,7 @@ urlpatterns = [
     path("<int:pk>/active/", views.config_active, name="config_active"),
     path("<int:pk>/delete/", views.config_delete, name="config_delete"),
     path("params/", views.param_fields, name="param_fields"),
+    path("guide/", guide_views.guide, name="guide"),
     path("backtests/", views.backtests, name="backtests"),
     path("backtests/compare/", views.compare, name="compare"),
     path("backtests/<int:pk>/", views.run_detail, name="run_detail"),
