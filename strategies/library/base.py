@@ -180,6 +180,11 @@ class Strategy:
     # Fast path: also compact columns whose only missing bars are before the listing / after the
     # delisting (needed by recursive indicators that must start at row 0; see numeric).
     compact_edges: ClassVar[bool] = False
+    # Sweeps (strategies.research.sweep): the name of a parameter that is only a threshold on one
+    # ranking key, so a sweep computes the key once for all its values. Such a strategy implements
+    # ``threshold_keys`` with: signal +1 exactly where key > threshold, −1 exactly where −key >
+    # threshold, score = key (NaN where there is no signal).
+    sweep_threshold: ClassVar[str | None] = None
 
     def __init__(self, params: Mapping[str, Any] | None = None, **kwargs: Any) -> None:
         merged = {**(dict(params) if params else {}), **kwargs}
@@ -378,6 +383,12 @@ class Strategy:
             sig[:, j] = s.reindex(index, fill_value=0).to_numpy()
             sc[:, j] = score.reindex(index).to_numpy(dtype=float)
         return sig, sc
+
+    def threshold_keys(
+        self, close: np.ndarray, open: np.ndarray | None, high: np.ndarray | None, low: np.ndarray | None
+    ) -> np.ndarray:
+        """The ranking key of ``sweep_threshold`` (see there), independent of the threshold's value."""
+        raise NotImplementedError
 
     def compiled_signals(
         self, close: np.ndarray, open: np.ndarray | None, high: np.ndarray | None, low: np.ndarray | None

@@ -63,6 +63,13 @@ class MeanReversion(Strategy):
         signals[z_score > self.z_threshold] = -1
         return signals.reindex(prices.index, fill_value=0), (-z_score).reindex(prices.index)
 
+    # --- sweeps: the z-score of one window serves every threshold ---------------------------------
+
+    sweep_threshold = "z_threshold"
+
+    def threshold_keys(self, close, open, high, low):
+        return zscore_signals(close, self.window, self.z_threshold)[1]  # −z: buy where −z > threshold
+
     # --- vectorised: one compiled pass (strategies.library.kernels) ------------------------------
 
     def compiled_signals(self, close, open, high, low):
