@@ -6,7 +6,7 @@ from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
 from . import controls, weekly
-from .models import BrokerFillNotice, Fill, Order, TradeLog, TradingAlert, TradingControl, WeeklyRun
+from .models import BrokerFillNotice, Fill, Order, TradeLog, TradingAlert, TradingControl, WeeklyDrift, WeeklyRun
 
 
 def missed_slot_policy() -> str:
@@ -214,6 +214,23 @@ class BrokerFillNoticeAdmin(admin.ModelAdmin):
     search_fields = ("code", "order_no")
     date_hierarchy = "trading_date"
     readonly_fields = [f.name for f in BrokerFillNotice._meta.fields]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(WeeklyDrift)
+class WeeklyDriftAdmin(admin.ModelAdmin):
+    """Read-only: the rows are computed by `orders.drift` (task, `manage.py compare_live_backtest`)."""
+
+    list_display = ("week_start", "config", "pnl_gap_krw", "gap_bps", "slippage_krw", "slippage_bps",
+                    "missing_count", "extra_count", "qty_diff_count", "alert", "computed_at")
+    list_filter = ("alert", "week_start")
+    search_fields = ("config__name",)
+    readonly_fields = [f.name for f in WeeklyDrift._meta.fields]
 
     def has_add_permission(self, request):
         return False

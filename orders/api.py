@@ -19,8 +19,9 @@ from rest_framework.views import APIView
 from trading_site.api import ErrorSerializer, ValidationErrorSerializer
 
 from . import controls, manual, selectors
-from .models import Fill, Order, OrderStatus, TradeLog
+from .models import Fill, Order, OrderStatus, TradeLog, WeeklyDrift
 from .serializers import (
+    DriftFilterSerializer,
     FillFilterSerializer,
     FillSerializer,
     OrderDetailSerializer,
@@ -34,6 +35,7 @@ from .serializers import (
     TradeResponseSerializer,
     TradingControlRequestSerializer,
     TradingControlSerializer,
+    WeeklyDriftSerializer,
 )
 
 TAGS = ["orders"]
@@ -193,6 +195,26 @@ class TradeLogViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets
             return selectors.trade_logs_for(self.request.user)
         return selectors.trade_logs_for(self.request.user,
                                         **_filters(TradeLogFilterSerializer, self.request.query_params))
+
+
+@extend_schema_view(
+    list=extend_schema(tags=TAGS, parameters=[DriftFilterSerializer], responses={200: WeeklyDriftSerializer(many=True)}),
+    retrieve=extend_schema(tags=TAGS, responses={200: WeeklyDriftSerializer}),
+)
+class WeeklyDriftViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+    """Live vs backtest: per strategy config of yours and week, the live orders and fills against the
+    backtest of the same config over the same bars — missing and extra trades, quantity differences,
+    slippage (KRW and bp) and the realised P&L gap (KRW, bp of the cash invested), newest week first
+    (filters: config, week, alert). Computed after each week's exit (`orders.drift`)."""
+
+    serializer_class = WeeklyDriftSerializer
+
+    def get_queryset(self):
+        if getattr(self, "swagger_fake_view", False):
+            return WeeklyDrift.objects.none()
+        if self.action == "retrieve":
+            return selectors.drifts_for(self.request.user)
+        return selectors.drifts_for(self.request.user, **_filters(DriftFilterSerializer, self.request.query_params))
 
 
 # ------------------------------------------------------------------------------------------- positions

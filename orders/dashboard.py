@@ -13,6 +13,7 @@ from .positions import positions_for
 from .selectors import (
     ControlState,
     last_closes,
+    latest_drifts_for,
     open_alerts_for,
     orders_for,
     own_accounts,
@@ -28,6 +29,7 @@ SCHEDULE_LABELS = {  # the task names of the apps' SCHEDULES, as the dashboard n
     "orders.weekly_entry": gettext_lazy("Weekly entry (buys)"),
     "orders.exit_checks": gettext_lazy("Exit checks"),
     "orders.reconcile": gettext_lazy("Order reconciliation"),
+    "orders.compare_live_backtest": gettext_lazy("Live vs backtest"),
     "market.refresh_recent_bars": gettext_lazy("Daily bar refresh"),
     "market.analyze_last_week": gettext_lazy("Weekly analysis"),
     "reports.weekly_reports": gettext_lazy("Weekly reports"),
@@ -345,6 +347,7 @@ def dashboard_for(user, *, now: dt.datetime | None = None, with_plan: bool = Tru
         "schedule": next_scheduled_runs(now),
         "recent_orders": list(orders_for(user)[:10]),
         "alerts": open_alerts_for(user),
+        "drifts": latest_drifts_for(user),
         "equity_account": equity_account,
         "equity_chart": {
             "labels": [day.isoformat() for day, _ in equity_account.equity],

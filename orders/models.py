@@ -234,6 +234,7 @@ class AlertKind(models.TextChoices):
     JOB_FAILED = "job_failed", _("job failed")
     RISK_BLOCKED = "risk_blocked", _("order blocked by a risk check")
     FILLED = "filled", _("order filled")
+    DRIFT = "backtest_drift", _("live trading drifted from the backtest")
 
 
 class TradingAlert(models.Model):
@@ -347,3 +348,46 @@ class BrokerFillNotice(models.Model):
     def __str__(self) -> str:
         kind = "fill" if self.is_fill else "rejected" if self.rejected else "notice"
         return f"{self.order_no} {kind} {self.quantity}@{self.price}"
+
+
+class WeeklyDrift(models.Model):
+    """One strategy config's week of live trading compared with the backtest of the same config over
+    the same week and bars (`orders.drift.compare_week`): one row per (config, week), recomputed in
+    place. `trades` holds one row per (code, side, trading date) with the backtest's and the live
+    quantities and prices; the sums below are derived from them (definitions in `orders.drift`)."""
+
+    config = models.ForeignKey(StrategyConfig, on_delete=models.CASCADE, related_name="weekly_drifts",
+                               verbose_name=_("strategy config"))
+    week_start = models.DateField(_("week start (Monday)"))
+    week_end = models.DateField(_("week end (last trading day)"))
+    trades = models.JSONField(_("trades compared"), default=list, blank=True)
+    matched_count = models.PositiveIntegerField(_("matched trades"), default=0)
+    missing_count = models.PositiveIntegerField(_("missing trades (backtest only)"), default=0)
+    extra_count = models.PositiveIntegerField(_("extra trades (live only)"), default=0)
+    qty_diff_count = models.PositiveIntegerField(_("trades with another quantity"), default=0)
+    live_pnl = models.BigIntegerField(_("live realised P&L (KRW)"), default=0)
+    backtest_pnl = models.BigIntegerField(_("backtest realised P&L (KRW)"), default=0)
+    pnl_gap_krw = models.BigIntegerField(_("P&L gap (KRW)"), default=0)  # live − backtest
+    invested_krw = models.BigIntegerField(_("cash invested (KRW)"), default=0)
+    gap_bps = models.FloatField(_("P&L gap (bp of the cash invested)"), default=0.0)
+    slippage_krw = models.BigIntegerField(_("slippage (KRW)"), default=0)  # positive: live paid more / got less
+    slippage_bps = models.FloatField(_("slippage (bp)"), null=True, blank=True)  # None: no matched trade
+    alert = models.BooleanField(_("drift alert"), default=False)
+    alert_reasons = models.JSONField(_("alert reasons"), default=list, blank=True)
+    details = models.JSONField(_("details"), default=dict, blank=True)  # the backtest's inputs, for the record
+    alerted_at = models.DateTimeField(_("alerted"), null=True, blank=True)  # the week's one alert was raised
+    trading_alert = models.ForeignKey(TradingAlert, on_delete=models.SET_NULL, null=True, blank=True,
+                                      related_name="+", verbose_name=_("trading alert"))
+    created_at = models.DateTimeField(_("created"), auto_now_add=True)
+    computed_at = models.DateTimeField(_("computed"))
+
+    class Meta:
+        verbose_name = _("weekly drift")
+        verbose_name_plural = _("weekly drifts")
+        ordering = ["-week_start", "config_id"]
+        constraints = [
+            models.UniqueConstraint(fields=["config", "week_start"], name="weekly_drift_unique"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.config_id} {self.week_start} gap {self.pnl_gap_krw} ({self.gap_bps:.1f}bp)"

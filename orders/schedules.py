@@ -23,4 +23,12 @@ SCHEDULES = [
                     "sweep for interrupted runs. Never sends a new order by itself except an interrupted run's "
                     "intent that the broker shows no trace of.",
     ),
+    Schedule(
+        name="orders: live vs backtest",
+        task="orders.compare_live_backtest",
+        minute="30", hour="17", day_of_week="1-5",
+        description="Mon–Fri 17:30 KST, acts on the week's last KRX trading day (after the exit and the 16:05 bar "
+                    "refresh, before the Friday 18:00 reports): each active strategy's live orders and fills of "
+                    "the week against its backtest over the same bars; an alert when they drift.",
+    ),
 ]

@@ -121,6 +121,28 @@ def trade_logs_for(user, *, symbol: str | None = None, side: str | None = None, 
     return queryset.order_by("-timestamp", "-pk")
 
 
+def drifts_for(user, *, config: int | None = None, week: dt.date | None = None, alert: bool | None = None):
+    """The live-vs-backtest comparisons of the user's strategy configs, newest week first."""
+    from .models import WeeklyDrift
+
+    queryset = WeeklyDrift.objects.filter(config__owner=user).select_related("config")
+    if config is not None:
+        queryset = queryset.filter(config_id=config)
+    if week is not None:
+        queryset = queryset.filter(week_start=week - dt.timedelta(days=week.weekday()))
+    if alert is not None:
+        queryset = queryset.filter(alert=alert)
+    return queryset.order_by("-week_start", "config__name", "config_id")
+
+
+def latest_drifts_for(user) -> list:
+    """The latest compared week of each of the user's active configs with a broker account."""
+    latest = {}
+    for drift in drifts_for(user).filter(config__is_active=True, config__broker_account__isnull=False):
+        latest.setdefault(drift.config_id, drift)
+    return sorted(latest.values(), key=lambda d: (d.config.name, d.config_id))
+
+
 # ------------------------------------------------------------------------------------------- valuation
 @dataclass(frozen=True)
 class LastClose:

@@ -10,7 +10,7 @@ from rest_framework import serializers
 
 from trading_site.api import MAX_ID, ErrorSerializer, JsonTypesMixin
 
-from .models import Fill, Order, OrderReason, OrderSide, OrderStatus, TradeLog
+from .models import Fill, Order, OrderReason, OrderSide, OrderStatus, TradeLog, WeeklyDrift
 
 
 # `status` and `reason` are also field names of the backtest API with other choices; these fields get
@@ -273,3 +273,52 @@ class TradeResponseSerializer(serializers.Serializer):
 
 # The API's one error body (`{"detail": "..."}`), under the name this module used to give it.
 OrdersErrorSerializer = ErrorSerializer
+
+
+class DriftFilterSerializer(serializers.Serializer):
+    """Query parameters of `GET /api/drift/` (all optional)."""
+
+    config = serializers.IntegerField(min_value=1, max_value=MAX_ID, required=False,
+                                      help_text="only this strategy config of yours")
+    week = serializers.DateField(required=False, help_text="any day of the week (its Monday is used)")
+    alert = serializers.BooleanField(required=False, allow_null=True, default=None,
+                                     help_text="only the weeks that drifted (true) or not (false)")
+
+
+class DriftTradeSerializer(serializers.Serializer):
+    """One trade (code, side, trading date) on either side of the comparison."""
+
+    code = serializers.CharField()
+    side = serializers.ChoiceField(choices=OrderSide.choices)
+    date = serializers.DateField()
+    kind = serializers.ChoiceField(choices=[(k, k) for k in ("matched", "missing", "extra", "carried")],
+                                   help_text="missing: backtest only; extra: live only; carried: a live sale of a "
+                                             "position bought before the week (not counted)")
+    backtest_quantity = serializers.IntegerField()
+    live_quantity = serializers.IntegerField()
+    quantity_diff = serializers.IntegerField(help_text="live − backtest shares")
+    backtest_price = serializers.IntegerField(allow_null=True)
+    live_price = serializers.FloatField(allow_null=True, help_text="average fill price, KRW")
+    backtest_reason = serializers.CharField(allow_blank=True)
+    live_reason = serializers.CharField(allow_blank=True)
+    backtest_pnl = serializers.IntegerField(allow_null=True)
+    live_pnl = serializers.IntegerField(allow_null=True)
+    slippage_krw = serializers.IntegerField(allow_null=True, help_text="matched trades: positive when live did worse")
+    slippage_bps = serializers.FloatField(allow_null=True)
+
+
+class WeeklyDriftSerializer(serializers.ModelSerializer):
+    """A week of live trading against the backtest of the same config over the same bars."""
+
+    config_name = serializers.CharField(source="config.name", read_only=True)
+    threshold_bps = serializers.IntegerField(source="config.drift_alert_bps", read_only=True)
+    trades = DriftTradeSerializer(many=True, read_only=True)
+    alert_reasons = serializers.ListField(child=serializers.CharField(), read_only=True)
+
+    class Meta:
+        model = WeeklyDrift
+        fields = ["id", "config", "config_name", "week_start", "week_end", "matched_count", "missing_count",
+                  "extra_count", "qty_diff_count", "live_pnl", "backtest_pnl", "pnl_gap_krw", "invested_krw",
+                  "gap_bps", "slippage_krw", "slippage_bps", "alert", "alert_reasons", "threshold_bps", "trades",
+                  "computed_at"]
+        read_only_fields = fields

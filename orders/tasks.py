@@ -3,13 +3,15 @@ WeeklyRun/Order keys, the claim of a run), so a duplicated or late delivery is h
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 
 from celery import shared_task
 from django.utils import timezone
 
-from market.krx import SEOUL, is_trading_day
-from orders import common, controls, reconciliation, weekly
+from market.krx import SEOUL, is_trading_day, last_trading_day_of_week
+from orders import common, controls, drift, reconciliation, weekly
+from orders.models import WeeklyDrift
 
 logger = logging.getLogger(__name__)
 
@@ -52,6 +54,23 @@ def reconcile() -> dict:
     started = weekly.run_due_jobs()
     return {"accounts": len(summaries), "failed": sorted(pk for pk, s in summaries.items() if s.error),
             "resumed": [run.pk for run in resumed], "started": [run.pk for run in started], "manual": manual}
+
+
+@shared_task(name="orders.compare_live_backtest")
+def compare_live_backtest(week: str | None = None) -> dict:
+    """After the week's exit (and the after-close bar refresh): each active config's live week against
+    its backtest (`orders.drift`). Without `week` it acts only on the week's last trading day, for that
+    week; idempotent (a second delivery recomputes the same rows and raises no second alert)."""
+    if week:
+        monday = dt.date.fromisoformat(week)
+    else:
+        today = timezone.now().astimezone(SEOUL).date()
+        if not is_trading_day(today) or last_trading_day_of_week(today) != today:
+            return {"skipped": f"{today} is not the last KRX trading day of its week"}
+        monday = drift.week_monday(today)
+    results = drift.compare_configs(common.active_configs(), monday)
+    return {pk: ("alert" if result.alert else "ok") if isinstance(result, WeeklyDrift) else result
+            for pk, result in results.items()}
 
 
 @shared_task(name=controls.NOTIFY_TASK, ignore_result=True)

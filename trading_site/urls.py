@@ -18,7 +18,15 @@ from market.api import (
     PricesView,
 )
 from market.streaming import sse
-from orders.api import FillViewSet, OrderViewSet, PositionsView, TradeLogViewSet, TradeView, TradingControlView
+from orders.api import (
+    FillViewSet,
+    OrderViewSet,
+    PositionsView,
+    TradeLogViewSet,
+    TradeView,
+    TradingControlView,
+    WeeklyDriftViewSet,
+)
 from reports.api import WeeklyReportDetailView, WeeklyReportListView
 from strategies.api import BacktestRunViewSet, StrategyConfigViewSet, StrategyListView
 
@@ -43,6 +51,7 @@ router.register("backtests", BacktestRunViewSet, basename="backtest")
 router.register("orders", OrderViewSet, basename="order")
 router.register("fills", FillViewSet, basename="fill")
 router.register("trade-logs", TradeLogViewSet, basename="trade-log")
+router.register("drift", WeeklyDriftViewSet, basename="drift")
 
 api_patterns = [
     path("token/", LoginThrottledTokenObtainPairView.as_view(), name="token_obtain_pair"),

@@ -58,7 +58,7 @@ def test_schedules_are_declared_and_installable():
     from trading_site.schedules import install_schedules
 
     names = {s.task for s in SCHEDULES}
-    assert names == {"orders.weekly_entry", "orders.exit_checks", "orders.reconcile"}
+    assert names == {"orders.weekly_entry", "orders.exit_checks", "orders.reconcile", "orders.compare_live_backtest"}
     created = install_schedules(SCHEDULES)
     assert all(flag for _, flag in created)
     assert all(flag is False for _, flag in install_schedules(SCHEDULES))  # idempotent

@@ -17,6 +17,9 @@ account (its books are read from the database). The facts are a JSON-friendly di
 - ``analysis``: the market's weekly statistics: volatility, outliers, the most extreme z-scores
   (stored rows of `market.WeeklyAnalysis`, else computed in memory by `market.analysis.analyze`).
 - ``failures``: rejected / unknown orders, failed / blocked / skipped runs, trading alerts.
+- ``drift``: per strategy, the week's live trading against its backtest (`orders.drift`, stored after
+  the week's exit): realised P&L gap in KRW and bp of the cash invested, slippage, missing and extra
+  trades, the alert; empty when the week was not compared.
 - ``series``: equity, cash and the benchmark per trading day, for the charts.
 
 Money in integer KRW; returns as percentages rounded to 2 decimals (``*_pct``).
@@ -27,8 +30,9 @@ cannot be read the account's cash is reported as unknown and its equity covers t
 
 One module per section: ``trades`` (executions, the replayed books, trade rows), ``positions``
 (accounts, cash, positions), ``equity`` (portfolio, benchmark, chart series), ``strategy_runs``
-(runs and signals), ``market_analysis``, ``failures``; ``common`` holds the week, labels and
-look-ups they share, ``activity`` who has a week to report, and ``build`` puts the sections together.
+(runs and signals), ``market_analysis``, ``failures``, ``drift`` (the stored live-vs-backtest
+comparison); ``common`` holds the week, labels and look-ups they share, ``activity`` who has a week
+to report, and ``build`` puts the sections together.
 """
 
 from market.analysis import iso_week_label

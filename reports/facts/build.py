@@ -11,6 +11,7 @@ from orders.models import Order, WeeklyRun
 from strategies.models import StrategyConfig
 
 from .common import Closes, instrument_names, week_window
+from .drift import drift_codes, drift_facts
 from .equity import (
     benchmark_return,
     benchmark_universe,
@@ -43,7 +44,7 @@ def build_facts(user, week: str | dt.date, *, market: dict | None = None, now: d
     codes |= codes_in_runs(runs)
     codes |= set(Order.objects.filter(broker_account__in=accounts, trading_date__range=(window.monday, window.sunday))
                  .values_list("code", flat=True))
-    names = instrument_names(codes - {""})
+    names = instrument_names((codes | drift_codes(configs, window)) - {""})
     closes = Closes(codes, window.prev_day - dt.timedelta(days=PRICE_LOOKBACK_DAYS), last_point) if codes else None
 
     cash_known = all(state.cash_now is not None for state in states)
@@ -76,5 +77,6 @@ def build_facts(user, week: str | dt.date, *, market: dict | None = None, now: d
         "strategies": strategy_facts(configs, runs, window, names),
         "analysis": market if market is not None else market_facts(window),
         "failures": failures,
+        "drift": drift_facts(configs, window, names),
         "series": series_rows(day_points, totals, equity, cash_known, bench_by_day, trade_facts),
     }
