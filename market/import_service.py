@@ -29,7 +29,8 @@ from pathlib import Path
 import numpy as np
 from django.contrib.auth import get_user_model
 from django.db import transaction
-from django.db.models import Count
+from django.db.models import Count, Max
+from django.utils import timezone
 
 from accounts.models import BrokerAccount, BrokerMode
 from market.bar_store import (
@@ -49,6 +50,7 @@ from market.importers import (
     validate_bar,
     write_bars_csv,
 )
+from market.krx.calendar import next_trading_day
 from market.models import BarSource, DailyBar, Instrument, MarketName, WeeklyAnalysis
 
 __all__ = [
@@ -58,11 +60,13 @@ __all__ = [
     "DemoExport",
     "ImportReport",
     "MasterImportReport",
+    "MasterImportRun",
     "SourceResult",
     "benchmark_instruments",
     "export_demo_csv",
     "import_csv",
     "import_from_kis",
+    "import_instrument_masters",
     "import_instruments_from_master",
     "non_benchmark_data",
     "replace_demo_bars",
@@ -360,6 +364,11 @@ def import_from_kis(
 SKIPPED_GROUPS = frozenset({"EW", "SW", "SR"})
 
 
+# A master file with fewer records than this is taken as partial (a hand-cut file of a few codes) and
+# marks nothing delisted: the real KIS files hold about 2,500 KOSPI and 1,800 KOSDAQ lines.
+FULL_MASTER_MIN_RECORDS = 500
+
+
 @dataclass
 class MasterImportReport:
     file: str
@@ -369,7 +378,9 @@ class MasterImportReport:
     updated: int = 0
     unchanged: int = 0
     skipped: int = 0
+    relisted: int = 0
     errors: list[RowError] = field(default_factory=list)
+    codes: set[str] = field(default_factory=set, repr=False)  # every 6-character code the file lists
 
     @property
     def ok(self) -> bool:
@@ -378,29 +389,122 @@ class MasterImportReport:
     def summary(self) -> str:
         if self.errors:
             return f"{self.file}: NOT imported, {len(self.errors)} malformed lines"
+        relisted = f", {self.relisted:,} re-listed" if self.relisted else ""
         return (f"{self.file} ({self.market}): {self.records:,} records, {self.created:,} new, "
-                f"{self.updated:,} updated, {self.unchanged:,} unchanged, {self.skipped:,} skipped "
+                f"{self.updated:,} updated{relisted}, {self.unchanged:,} unchanged, {self.skipped:,} skipped "
                 "(ELW/warrants or codes longer than 6)")
 
 
 def import_instruments_from_master(path: str | os.PathLike[str], market: str | None = None) -> MasterImportReport:
     """Create or update instruments from ``kospi_code.mst`` / ``kosdaq_code.mst``: name, market, ETF flag,
-    listed. A file with a malformed line is reported and not written."""
+    listed (an instrument marked delisted that a file lists again is listed again, its ``delisted_on``
+    cleared). A file with a malformed line is reported and not written. Marking the instruments a file
+    no longer lists is ``import_instrument_masters``'s job (it needs every market's file)."""
     parsed = read_master(path, market)
     report = MasterImportReport(Path(path).name, records=len(parsed.records), errors=parsed.errors)
     if parsed.errors:
         return report
     keep = []
     for record in parsed.records:
+        if len(record.code) == 6:
+            report.codes.add(record.code)
+        report.market = record.market or report.market
         if record.group in SKIPPED_GROUPS or len(record.code) != 6:
             report.skipped += 1
             continue
         keep.append({"code": record.code, "name": record.name[:100] or record.code, "market": record.market,
                      "is_etf": record.is_etf, "is_listed": True})
-        report.market = record.market
-    sync = ensure_instruments(keep, source=BarSource.KIS, update=True)  # the master file comes from KIS
+    if market and not report.market:
+        report.market = market.upper()
+    codes = [item["code"] for item in keep]
+    with transaction.atomic():
+        report.relisted = Instrument.objects.filter(code__in=codes, is_listed=False).count()
+        sync = ensure_instruments(keep, source=BarSource.KIS, update=True)  # the master file comes from KIS
+        # Listed again: ensure_instruments set is_listed; the old delisting date goes too.
+        Instrument.objects.filter(code__in=codes, delisted_on__isnull=False).update(delisted_on=None)
     report.created, report.updated, report.unchanged = len(sync.created), len(sync.updated), sync.unchanged
     return report
+
+
+@dataclass
+class MasterImportRun:
+    """``import_instrument_masters``' outcome: one report per file, and the delisting pass."""
+
+    reports: list[MasterImportReport]
+    delisted: list[str] = field(default_factory=list)  # codes marked delisted, ascending
+    delisted_markets: tuple[str, ...] = ()  # the markets whose full files were read
+    partial: list[str] = field(default_factory=list)  # files taken as partial (no delisting from them)
+    as_of: date | None = None
+
+    @property
+    def failed(self) -> int:
+        return sum(not report.ok for report in self.reports)
+
+    def summary(self) -> str:
+        if not self.delisted_markets:
+            why = "no full master file" + (f" ({', '.join(self.partial)} taken as partial: fewer than "
+                                            f"{FULL_MASTER_MIN_RECORDS:,} records; --full marks anyway)"
+                                            if self.partial else "")
+            return f"0 instruments marked delisted: {why}"
+        when = f"as of {self.as_of}" if self.as_of else "on the trading day after their last bar"
+        return (f"{len(self.delisted):,} instruments marked delisted ({'/'.join(self.delisted_markets)}, "
+                f"no longer in the master files; {when}; their bars are kept)")
+
+
+def import_instrument_masters(
+    paths: Sequence[str | os.PathLike[str]], market: str | None = None, *, as_of: date | None = None,
+    full: bool | None = None,
+) -> MasterImportRun:
+    """Import every master file (``import_instruments_from_master``), then mark delisted the instruments
+    that a newer full master no longer lists.
+
+    * Full or partial: a file is full when it holds at least ``FULL_MASTER_MIN_RECORDS`` records (the
+      real KIS files hold thousands; a file of a few codes is partial); ``full`` True/False overrides
+      that for every file. Only full, well-formed files delist, each within its own market (KOSPI,
+      KOSDAQ); CSV and KIS bar imports never delist anything.
+    * Candidates: listed instruments of those markets, not on the demo market's synthetic bars, whose
+      code none of the files read in this call lists (a code that moved from KOSDAQ to KOSPI is in
+      the other file: not delisted).
+    * ``delisted_on``: ``as_of`` (the master's as-of date: the download day, or what the caller says)
+      when known; otherwise the KRX trading day after the instrument's last stored bar; an instrument
+      without bars and without ``as_of``: the import day (Asia/Seoul). ``is_listed`` becomes False;
+      its bars stay (backtests keep it for the dates it traded).
+    * A code a file lists again is listed again (``delisted_on`` cleared) by the import itself.
+    """
+    reports = [import_instruments_from_master(path, market) for path in paths]
+    run = MasterImportRun(reports, as_of=as_of)
+    full_markets = set()
+    for report in reports:
+        if not report.ok or not report.market:
+            continue
+        is_full = full if full is not None else report.records >= FULL_MASTER_MIN_RECORDS
+        if is_full:
+            full_markets.add(report.market)
+        else:
+            run.partial.append(report.file)
+    if not full_markets:
+        return run
+    run.delisted_markets = tuple(sorted(full_markets))
+    listed = set().union(*(report.codes for report in reports if report.ok))
+    with transaction.atomic():
+        gone = list(
+            Instrument.objects.filter(is_listed=True, market__in=full_markets).exclude(source=BarSource.DEMO)
+            .exclude(code__in=listed).order_by("code")
+        )
+        if not gone:
+            return run
+        last_bars = dict(
+            DailyBar.objects.filter(instrument__in=gone).order_by().values_list("instrument_id")
+            .annotate(last=Max("date"))
+        )
+        today = timezone.localdate()
+        for instrument in gone:
+            instrument.is_listed = False
+            last = last_bars.get(instrument.pk)
+            instrument.delisted_on = as_of or (next_trading_day(last) if last else today)
+        Instrument.objects.bulk_update(gone, ["is_listed", "delisted_on"], batch_size=1_000)
+    run.delisted = [instrument.code for instrument in gone]
+    return run
 
 
 # ---------------------------------------------------------------------------------------------

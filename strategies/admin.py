@@ -1,7 +1,7 @@
 from django.contrib import admin
 
 from .forms import StrategyConfigForm
-from .models import BacktestRun, BacktestSweep, StrategyConfig
+from .models import BacktestRun, BacktestSweep, StrategyConfig, WalkForwardRun
 
 
 class StrategyConfigAdminForm(StrategyConfigForm):
@@ -40,4 +40,14 @@ class BacktestRunAdmin(admin.ModelAdmin):
 
 @admin.register(BacktestSweep)
 class BacktestSweepAdmin(admin.ModelAdmin):
-    list_display = ["pk", "owner", "strategy_key", "created_at"]
+    list_display = ["pk", "owner", "strategy_key", "status", "progress", "seconds", "created_at"]
+    list_filter = ["status", "strategy_key"]
+    readonly_fields = ["settings", "results", "statistics", "error", "seconds", "finished_at", "created_at"]
+
+
+@admin.register(WalkForwardRun)
+class WalkForwardRunAdmin(admin.ModelAdmin):
+    list_display = ["pk", "owner", "strategy_key", "in_sample_weeks", "out_of_sample_weeks", "anchored", "objective",
+                    "status", "created_at"]
+    list_filter = ["status", "strategy_key", "objective"]
+    readonly_fields = ["settings", "result", "error", "finished_at", "created_at"]

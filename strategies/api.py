@@ -1,4 +1,4 @@
-"""Strategies API: the strategy registry, the user's strategy configs, backtest runs.
+"""Strategies API: the strategy registry, the user's strategy configs, backtest runs, sweeps.
 
 Everything is scoped to the requesting user: another user's config or run answers 404. Parameters
 are validated by the strategy's own declarations; a bad one answers 400 with one Korean message per
@@ -14,6 +14,7 @@ from django.urls import reverse
 from django.utils.translation import gettext as _
 from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework import mixins, serializers, status, viewsets
+from rest_framework.decorators import action
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
@@ -24,9 +25,10 @@ from strategies.library.base import ParameterError
 from trading_site.api import Conflict, ErrorSerializer, JsonTypesMixin, ValidationErrorSerializer
 
 from . import selectors, validators
-from .models import BacktestRun, StrategyConfig, UniverseMode
+from .models import BacktestRun, BacktestSweep, StrategyConfig, UniverseMode
 from .services import BacktestInputError, ConfigInUse, check_period, create_backtest_run, delete_config, universe_for
-from .tasks import start_backtest
+from .sweeps import create_sweep
+from .tasks import start_backtest, start_sweep
 
 DEFAULT_STRATEGY = "mean_reversion"
 
@@ -112,7 +114,8 @@ class StrategyConfigSerializer(JsonTypesMixin, serializers.ModelSerializer):
         model = StrategyConfig
         fields = [
             "id", "name", "strategy_key", "params", "universe_mode", "universe_codes", "universe_top_n",
-            "max_positions", "cash_per_week", "is_active", "broker_account", "created_at", "updated_at",
+            "max_positions", "cash_per_week", "drift_alert_bps", "is_active", "broker_account", "created_at",
+            "updated_at",
         ]
         read_only_fields = ["id", "created_at", "updated_at"]
 
@@ -187,8 +190,9 @@ class BacktestRunSummarySerializer(serializers.ModelSerializer):
         model = BacktestRun
         fields = [
             "id", "status", "progress", "error", "strategy_key", "params", "codes", "start", "end", "initial_cash",
-            "max_positions", "cash_per_week", "commission", "tax", "slippage_ticks", "config", "sweep", "metrics",
-            "created_at", "finished_at",
+            "max_positions", "cash_per_week", "commission", "tax", "slippage_ticks", "participation_cap",
+            "spread_ticks", "small_cap_value", "universe_top_n", "config", "sweep", "metrics", "created_at",
+            "finished_at",
         ]
         read_only_fields = fields
 
@@ -223,7 +227,30 @@ class BacktestRunSerializer(BacktestRunSummarySerializer):
         read_only_fields = fields
 
 
-class BacktestCreateSerializer(JsonTypesMixin, serializers.Serializer):
+class CostOptionsSerializer(serializers.Serializer):
+    """The costs and the universe rule a backtest, a sweep and a walk-forward share (besides
+    commission, tax and slippage)."""
+
+    participation_cap = serializers.DecimalField(
+        max_digits=6, decimal_places=4, min_value=Decimal("0.0001"), max_value=Decimal(1), required=False,
+        allow_null=True, help_text="a buy takes at most this fraction of the entry day's volume (0.05 = 5%); null: no cap",
+    )
+    spread_ticks = serializers.IntegerField(
+        min_value=0, max_value=validators.MAX_SPREAD_TICKS, default=0,
+        help_text="extra ticks paid on each buy and sell of a small cap",
+    )
+    small_cap_value = serializers.IntegerField(
+        min_value=0, max_value=validators.MAX_CASH_KRW, default=1_000_000_000,
+        help_text="KRW: average daily traded value over the previous 20 days below which a stock is a small cap",
+    )
+    universe_top_n = serializers.IntegerField(
+        min_value=1, max_value=validators.MAX_UNIVERSE_CODES, required=False, allow_null=True,
+        help_text="the universe as it was: only the N codes with the largest traded value over the previous 60 days "
+                  "are bought each week (delisted ones included while they traded); null: all the codes",
+    )
+
+
+class BacktestCreateSerializer(JsonTypesMixin, CostOptionsSerializer):
     strategy_key = StrategyKeyField(required=False, help_text="default: the config's strategy, else mean_reversion")
     params = serializers.DictField(
         required=False, help_text="default: the config's parameters (same strategy), else the strategy's defaults"
@@ -258,7 +285,6 @@ class BacktestCreateSerializer(JsonTypesMixin, serializers.Serializer):
         help_text="overrides the dated tax table for the run",
     )
     slippage_ticks = serializers.IntegerField(min_value=0, max_value=validators.MAX_SLIPPAGE_TICKS, default=0)
-
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         request = self.context.get("request")
@@ -354,3 +380,114 @@ class BacktestRunViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, views
             BacktestRunSerializer(run).data, status=status.HTTP_201_CREATED,
             headers={"Location": reverse("api:backtest-detail", args=[run.pk])},
         )
+
+
+# --------------------------------------------------------------------------------------------- sweeps
+
+
+class SweepSummarySerializer(serializers.ModelSerializer):
+    class Meta:
+        model = BacktestSweep
+        fields = ["id", "status", "progress", "error", "strategy_key", "grid", "settings", "seconds", "created_at",
+                  "finished_at"]
+        read_only_fields = fields
+
+
+class SweepSerializer(SweepSummarySerializer):
+    results = serializers.ListField(
+        child=serializers.DictField(), read_only=True, allow_null=True,
+        help_text="per combination, in grid order (itertools.product over the grid's names, sorted): "
+                  "{\"params\": {...}, \"metrics\": {total_return, cagr, sharpe, max_drawdown, win_rate, n_trades, ...}}",
+    )
+    statistics = serializers.DictField(
+        read_only=True, allow_null=True,
+        help_text="skill or luck: deflated_sharpe (dsr, sharpe, expected_max_sharpe, ...), pbo (pbo, n_splits, "
+                  "probability_of_loss, ...), likely_luck, explanation (Korean sentences), notes, best_index",
+    )
+
+    class Meta(SweepSummarySerializer.Meta):
+        fields = [*SweepSummarySerializer.Meta.fields, "results", "statistics"]
+        read_only_fields = fields
+
+
+class SweepCreateSerializer(BacktestCreateSerializer):
+    grid = serializers.DictField(
+        child=serializers.ListField(child=serializers.JSONField(), min_length=1),
+        help_text="values to try per parameter, e.g. {\"window\": [10, 20, 30], \"z_threshold\": [1.5, 2.0]}; "
+                  "every combination is backtested (at most 5,000)",
+    )
+    params = serializers.DictField(required=False, help_text="the other parameters (default: the strategy's defaults)")
+
+
+class HeatmapQuerySerializer(serializers.Serializer):
+    x = serializers.CharField(required=False, help_text="a swept parameter (columns)")
+    y = serializers.CharField(required=False, help_text="another swept parameter (rows)")
+    metric = serializers.ChoiceField(choices=[m[0] for m in selectors.HEATMAP_METRICS], required=False,
+                                     default="total_return")
+
+
+@extend_schema_view(
+    list=extend_schema(tags=["sweeps"], responses={200: SweepSummarySerializer(many=True)}),
+    retrieve=extend_schema(tags=["sweeps"], responses={200: SweepSerializer, 404: ErrorSerializer}),
+)
+class SweepViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+    """Your parameter sweeps: progress while they run; each combination's metrics and the sweep's
+    deflated Sharpe ratio and probability of backtest overfitting when done."""
+
+    def get_queryset(self):
+        queryset = selectors.sweeps_for(self.request.user)
+        return queryset.defer("results", "statistics") if self.action == "list" else queryset
+
+    def get_serializer_class(self):
+        if self.action == "list":
+            return SweepSummarySerializer
+        if self.action == "create":
+            return SweepCreateSerializer
+        return SweepSerializer
+
+    @extend_schema(
+        tags=["sweeps"],
+        request=SweepCreateSerializer,
+        responses={
+            201: OpenApiResponse(SweepSerializer, description="the sweep, handed to a worker"),
+            400: OpenApiResponse(ValidationErrorSerializer, description="per-field messages, e.g. {\"grid\": [\"...\"]}"),
+        },
+    )
+    def create(self, request):
+        """Create a sweep and start it on a worker; poll `GET /api/sweeps/{id}/` for its progress."""
+        form = SweepCreateSerializer(data=request.data, context={"request": request})
+        form.is_valid(raise_exception=True)
+        data = dict(form.validated_data)
+        data.pop("config", None)
+        base_params = data.pop("params", None) or {}
+        try:
+            sweep = create_sweep(request.user, base_params=base_params, **data)
+        except BacktestInputError as error:
+            raise serializers.ValidationError({error.field or "detail": [str(error)]}) from None
+        start_sweep(sweep)
+        sweep.refresh_from_db()
+        return Response(
+            SweepSerializer(sweep).data, status=status.HTTP_201_CREATED,
+            headers={"Location": reverse("api:sweep-detail", args=[sweep.pk])},
+        )
+
+    @extend_schema(
+        tags=["sweeps"], parameters=[HeatmapQuerySerializer],
+        responses={200: OpenApiResponse(description="{x, y, metric, columns, rows: [{value, cells: [{value, text}]}], "
+                                                    "fixed}; null with fewer than two swept parameters")},
+    )
+    @action(detail=True, methods=["get"])
+    def heatmap(self, request, pk=None):
+        """Any two swept parameters as a grid of one metric; the others held at the best set's values."""
+        query = HeatmapQuerySerializer(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        sweep = self.get_object()
+        heatmap = selectors.sweep_heatmap(sweep, **query.validated_data)
+        if heatmap is None:
+            return Response(None)
+        return Response({
+            "x": heatmap["x"], "y": heatmap["y"], "metric": heatmap["metric"], "columns": heatmap["columns"],
+            "rows": [{"value": row["value"], "cells": [{"value": c["value"], "text": c["text"], "index": c["index"]}
+                                                       for c in row["cells"]]} for row in heatmap["rows"]],
+            "fixed": [{"parameter": label, "value": value} for label, value in heatmap["fixed"]],
+        })

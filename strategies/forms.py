@@ -13,6 +13,7 @@ from django.utils.translation import gettext_lazy as _
 
 from strategies.library import all_strategies, get_strategy
 from strategies.library.base import Parameter, ParameterError
+from strategies.research.sweep import MAX_SETS
 
 from . import selectors, validators
 from .models import StrategyConfig, UniverseMode
@@ -78,7 +79,7 @@ class StrategyConfigForm(ParameterFieldsMixin, forms.ModelForm):
         model = StrategyConfig
         fields = [
             "name", "strategy_key", "universe_mode", "universe_codes", "universe_top_n", "max_positions",
-            "cash_per_week", "broker_account", "is_active",
+            "cash_per_week", "drift_alert_bps", "broker_account", "is_active",
         ]
 
     def __init__(self, *args, owner=None, **kwargs):
@@ -87,12 +88,14 @@ class StrategyConfigForm(ParameterFieldsMixin, forms.ModelForm):
         self.fields["strategy_key"].choices = strategy_choices()
         for name, low, high in (
             ("universe_top_n", 1, validators.MAX_UNIVERSE_CODES), ("max_positions", 1, validators.MAX_POSITIONS),
-            ("cash_per_week", 0, validators.MAX_CASH_KRW),
+            ("cash_per_week", 0, validators.MAX_CASH_KRW), ("drift_alert_bps", 1, validators.MAX_DRIFT_ALERT_BPS),
         ):
             if name in self.fields:  # the browser's hint; the model's validators decide
                 self.fields[name].widget.attrs.update({"min": low, "max": high})
         if "broker_account" in self.fields and self.owner is not None:
             self.fields["broker_account"].queryset = self.owner.broker_accounts.all()
+        if "drift_alert_bps" in self.fields:  # optional in the form: empty keeps the stored (or default) threshold
+            self.fields["drift_alert_bps"].required = False
         key = self.data.get(self.add_prefix("strategy_key")) or self.instance.strategy_key or "mean_reversion"
         try:
             self.strategy_class = get_strategy(key)
@@ -126,11 +129,15 @@ class StrategyConfigForm(ParameterFieldsMixin, forms.ModelForm):
         if self.owner is not None and not self.instance.owner_id:
             self.instance.owner = self.owner
 
+    def clean_drift_alert_bps(self):
+        value = self.cleaned_data.get("drift_alert_bps")
+        return self.instance.drift_alert_bps if value is None else value
+
 
 # --- the 전략 page's config form and the 백테스트 page's run and sweep forms ---------------------------
 
 DEFAULT_STRATEGY = "mean_reversion"
-MAX_SWEEP_RUNS = 100
+MAX_SWEEP_RUNS = MAX_SETS  # one shared pass (strategies.research.sweep) runs a thousand sets in seconds
 
 
 def strategy_class_or_none(key: str | None):
@@ -213,6 +220,26 @@ class RunOptionsForm(ParameterFieldsMixin, forms.Form):
     slippage_ticks = forms.IntegerField(
         label=_("slippage (ticks)"), min_value=0, max_value=validators.MAX_SLIPPAGE_TICKS, initial=0
     )
+    participation_cap = forms.DecimalField(
+        label=_("participation cap"), required=False, min_value=Decimal("0.0001"), max_value=Decimal(1),
+        max_digits=6, decimal_places=4,
+        help_text=_("A buy takes at most this fraction of the entry day's volume, e.g. 0.05 = 5%. Empty: no cap."),
+        widget=forms.NumberInput(attrs={"step": "0.0001", "placeholder": "0.05"}),
+    )
+    spread_ticks = forms.IntegerField(
+        label=_("small-cap spread (ticks)"), required=False, min_value=0, max_value=validators.MAX_SPREAD_TICKS,
+        initial=0, help_text=_("Extra ticks paid on each buy and sell of a small cap (the bid-ask spread)."),
+    )
+    small_cap_value = forms.IntegerField(
+        label=_("small-cap traded value (KRW)"), required=False, min_value=0, max_value=validators.MAX_CASH_KRW,
+        initial=1_000_000_000, widget=forms.NumberInput(attrs={"step": "100000000"}),
+        help_text=_("A stock whose average daily traded value over the previous 20 days is below this is a small cap."),
+    )
+    universe_top_n = forms.IntegerField(
+        label=_("top N as of each week"), required=False, min_value=1, max_value=validators.MAX_UNIVERSE_CODES,
+        help_text=_("Only the N stocks with the largest traded value over the previous 60 days are bought each "
+                    "week, delisted ones included while they traded. Empty: every listed code."),
+    )
 
     def __init__(self, *args, owner, initial_params: dict | None = None, **kwargs):
         super().__init__(*args, **kwargs)
@@ -238,7 +265,8 @@ class RunOptionsForm(ParameterFieldsMixin, forms.Form):
         return [self[name] for name in ("initial_cash", "max_positions", "cash_per_week")]
 
     def cost_fields(self):
-        return [self[name] for name in ("commission", "tax", "slippage_ticks")]
+        return [self[name] for name in ("commission", "tax", "slippage_ticks", "participation_cap", "spread_ticks",
+                                        "small_cap_value", "universe_top_n")]
 
     def clean(self):
         cleaned = super().clean()
@@ -285,6 +313,9 @@ class RunOptionsForm(ParameterFieldsMixin, forms.Form):
             "initial_cash": data["initial_cash"], "max_positions": data["max_positions"],
             "cash_per_week": data.get("cash_per_week"), "commission": data.get("commission"),
             "tax": data.get("tax"), "slippage_ticks": data.get("slippage_ticks") or 0, "config": data.get("config"),
+            "participation_cap": data.get("participation_cap"), "spread_ticks": data.get("spread_ticks") or 0,
+            "small_cap_value": 1_000_000_000 if data.get("small_cap_value") is None else data["small_cap_value"],
+            "universe_top_n": data.get("universe_top_n"),
         }
 
 
@@ -360,7 +391,8 @@ class SweepForm(RunOptionsForm):
         runs = prod(len(values) for values in grid.values()) if grid else 0
         if runs > MAX_SWEEP_RUNS:
             self.add_error(
-                None, _("%(runs)d combinations: at most %(max)d runs per sweep.") % {"runs": runs, "max": MAX_SWEEP_RUNS}
+                None, _("%(runs)s combinations: at most %(max)s per sweep.") % {
+                    "runs": f"{runs:,}", "max": f"{MAX_SWEEP_RUNS:,}"}
             )
         cleaned["grid"] = grid
         return cleaned

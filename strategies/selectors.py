@@ -297,66 +297,103 @@ def trades_for_page(run: BacktestRun) -> tuple[list[dict], int]:
 
 # -------------------------------------------------------------------------------------- sweeps
 
+SWEEP_ROWS_SHOWN = 500
+# Metrics the heat map can show: (key, label, kind of format_metric).
+HEATMAP_METRICS = (
+    ("total_return", _("Total return"), "signed_percent"),
+    ("sharpe", _("Sharpe ratio"), "number"),
+    ("cagr", _("CAGR"), "signed_percent"),
+    ("max_drawdown", _("Max drawdown"), "percent"),
+)
+
 
 def swept_parameters(sweep: BacktestSweep) -> list[str]:
     """The grid's parameters that take more than one value (in the grid's order)."""
     return [name for name, values in sweep.grid.items() if len(values) > 1]
 
 
-def sweep_rows(sweep: BacktestSweep) -> list[dict]:
-    runs = list(sweep.runs.defer("trades", "equity").order_by("pk"))
+def sweep_best_index(sweep: BacktestSweep) -> int | None:
+    return (sweep.statistics or {}).get("best_index")
+
+
+def sweep_rows(sweep: BacktestSweep, limit: int = SWEEP_ROWS_SHOWN) -> tuple[list[dict], int]:
+    """The sets as table rows, best Sharpe first (at most ``limit``), and the number of sets."""
     names = list(sweep.grid)
+    results = sweep.results or []
+    best = sweep_best_index(sweep)
+    order = sorted(range(len(results)), key=lambda i: -(results[i]["metrics"].get("sharpe") or -math.inf))
     rows = []
-    for run in runs:
-        metrics = run.metrics or {}
+    for index in order[:limit]:
+        metrics = results[index]["metrics"] or {}
         rows.append({
-            "run": run,
-            "params": [run.params.get(name) for name in names],
-            "total_return": metrics.get("total_return"),
+            "index": index,
+            "params": [results[index]["params"].get(name) for name in names],
+            "metrics": metrics,
             "cells": {key: format_metric(metrics.get(key), kind) for key, _label, kind, _b in METRICS},
             "tone": _tone(metrics.get("total_return"), "signed_percent"),
+            "is_best": index == best,
         })
-    return rows
+    return rows, len(results)
 
 
-def sweep_progress(rows: list[dict]) -> dict:
-    total = len(rows)
-    done = sum(1 for row in rows if row["run"].status in (RunStatus.DONE, RunStatus.FAILED))
-    failed = sum(1 for row in rows if row["run"].status == RunStatus.FAILED)
+def sweep_progress(sweep: BacktestSweep) -> dict:
     return {
-        "total": total, "finished": done, "failed": failed, "percent": round(100 * done / total) if total else 100,
-        "active": done < total,
+        "percent": sweep.progress, "active": sweep.status in (RunStatus.PENDING, RunStatus.RUNNING),
+        "failed": sweep.status == RunStatus.FAILED,
     }
 
 
-def sweep_heatmap(sweep: BacktestSweep, rows: list[dict]) -> dict | None:
-    """For exactly two swept parameters: a grid of total return, rows = the first, columns = the second."""
+def sweep_heatmap(sweep: BacktestSweep, x: str | None = None, y: str | None = None,
+                  metric: str | None = None) -> dict | None:
+    """Any two swept parameters as a grid of one metric (rows ``y``, columns ``x``); the other swept
+    parameters are held at the best set's values (said on the page). None with fewer than two."""
     swept = swept_parameters(sweep)
-    if len(swept) != 2:
+    if len(swept) < 2 or not sweep.results:
         return None
-    row_name, col_name = swept
-    row_values, col_values = sweep.grid[row_name], sweep.grid[col_name]
-    returns = {}
-    finite = []
-    for row in rows:
-        params = row["run"].params
-        value = row["total_return"] if row["run"].status == RunStatus.DONE else None
-        returns[(params.get(row_name), params.get(col_name))] = (value, row["run"])
-        if value is not None:
-            finite.append(abs(value))
+    y = y if y in swept else swept[0]
+    x = x if x in swept and x != y else next(name for name in swept if name != y)
+    metric_key, metric_label, kind = next((m for m in HEATMAP_METRICS if m[0] == metric), HEATMAP_METRICS[0])
+    best = sweep_best_index(sweep)
+    anchor = sweep.results[best if best is not None else 0]["params"]
+    others = [name for name in swept if name not in (x, y)]
+    cells: dict[tuple, tuple[float | None, int]] = {}
+    for index, item in enumerate(sweep.results):
+        params = item["params"]
+        if all(params.get(name) == anchor.get(name) for name in others):
+            cells[(params.get(y), params.get(x))] = (item["metrics"].get(metric_key), index)
+    finite = [abs(v) for v, _ in cells.values() if v is not None and math.isfinite(v)]
     scale = max(finite) if finite else 0.10
-    grid = []
-    for rv in row_values:
-        cells = []
-        for cv in col_values:
-            value, run = returns.get((rv, cv), (None, None))
-            cells.append({**heat_cell(value, scale or 0.10), "run": run})
-        grid.append({"value": rv, "cells": cells})
     labels = parameter_labels(sweep.strategy_key)
+    grid = []
+    for row_value in sweep.grid[y]:
+        row = []
+        for col_value in sweep.grid[x]:
+            value, index = cells.get((row_value, col_value), (None, None))
+            cell = heat_cell(value, scale or 0.10)
+            if kind != "signed_percent" and cell["value"] is not None:
+                cell["text"] = format_metric(value, kind)
+            row.append({**cell, "index": index, "is_best": index is not None and index == best})
+        grid.append({"value": row_value, "cells": row})
     return {
-        "row_name": row_name, "col_name": col_name,
-        "row_label": labels.get(row_name, row_name), "col_label": labels.get(col_name, col_name),
-        "columns": col_values, "rows": grid,
+        "x": x, "y": y, "metric": metric_key, "metric_label": metric_label,
+        "row_label": labels.get(y, y), "col_label": labels.get(x, x), "columns": sweep.grid[x], "rows": grid,
+        "fixed": [(labels.get(name, name), anchor.get(name)) for name in others],
+        "parameter_choices": [(name, labels.get(name, name)) for name in swept],
+        "metric_choices": [(key, label) for key, label, _kind in HEATMAP_METRICS],
+    }
+
+
+def sweep_statistics_view(sweep: BacktestSweep) -> dict | None:
+    """The sweep's skill-or-luck figures for the page: DSR, PBO, the Korean explanation, a warning."""
+    stats = sweep.statistics
+    if not stats:
+        return None
+    dsr, pbo = stats.get("deflated_sharpe"), stats.get("pbo")
+    return {
+        "dsr": dsr, "pbo": pbo, "explanation": stats.get("explanation") or [], "notes": stats.get("notes") or [],
+        "likely_luck": stats.get("likely_luck"), "n_sets": stats.get("n_sets"), "weeks": stats.get("weeks"),
+        "dsr_percent": None if not dsr else f"{dsr['dsr'] * 100:.0f}%",
+        "pbo_percent": None if not pbo else f"{pbo['pbo'] * 100:.0f}%",
     }
 
 

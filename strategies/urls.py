@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import guide_views, views
+from . import guide_views, views, walk_forward_views
 
 app_name = "strategies"
 
@@ -19,4 +19,8 @@ urlpatterns = [
     path("sweeps/new/", views.sweep_create, name="sweep_create"),
     path("sweeps/<int:pk>/", views.sweep_detail, name="sweep_detail"),
     path("sweeps/<int:pk>/results/", views.sweep_results, name="sweep_results"),
+    path("sweeps/<int:pk>/sets/<int:index>/backtest/", views.sweep_set_backtest, name="sweep_set_backtest"),
+    path("walk-forward/new/", walk_forward_views.walk_forward_create, name="walk_forward_create"),
+    path("walk-forward/<int:pk>/", walk_forward_views.walk_forward_detail, name="walk_forward_detail"),
+    path("walk-forward/<int:pk>/results/", walk_forward_views.walk_forward_results, name="walk_forward_results"),
 ]

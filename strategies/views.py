@@ -2,7 +2,7 @@
 (owner-scoped: another user's config, run or sweep is a 404).
 
 The backtest and sweep forms live here because they are page forms only; the API validates the same
-inputs with serializers and both end in `services.create_backtest_run` / `services.create_sweep`.
+inputs with serializers and both end in `services.create_backtest_run` / `sweeps.create_sweep`.
 """
 
 from __future__ import annotations
@@ -27,7 +27,8 @@ from .forms import (
     add_parameter_errors,
 )
 from .models import BacktestRun, RunStatus, StrategyConfig
-from .services import BacktestInputError, ConfigInUse, create_backtest_run, create_sweep, delete_config
+from .services import BacktestInputError, ConfigInUse, create_backtest_run, delete_config
+from .sweeps import backtest_from_sweep, create_sweep
 from .tasks import start_backtest, start_sweep
 
 RUNS_LISTED = 50
@@ -245,7 +246,7 @@ def compare(request):
 
 @login_required
 def sweep_create(request):
-    """Parameter sweep: a grid of values per parameter → one run per combination, fanned out to the workers."""
+    """Parameter sweep: a grid of values per parameter → every combination in one shared pass on a worker."""
     form = SweepForm(request.POST or None, owner=request.user,
                      initial={"strategy_key": request.GET.get("strategy_key") or DEFAULT_STRATEGY})
     if request.method == "POST" and form.is_valid():
@@ -254,8 +255,6 @@ def sweep_create(request):
                 request.user, strategy_key=form.strategy_class.key, grid=form.cleaned_data["grid"],
                 **form.run_options(),
             )
-        except ParameterError as error:
-            add_parameter_errors(form, error)
         except BacktestInputError as error:
             form.add_error(error.field if error.field in form.fields else None, str(error))
         else:
@@ -264,31 +263,50 @@ def sweep_create(request):
     return render(request, "strategies/sweep_form.html", {"form": form, "max_runs": MAX_SWEEP_RUNS})
 
 
-def _sweep_context(sweep) -> dict:
-    rows = selectors.sweep_rows(sweep)
+def _sweep_context(request, sweep) -> dict:
+    rows, total = selectors.sweep_rows(sweep)
     labels = selectors.parameter_labels(sweep.strategy_key)
     return {
         "sweep": sweep,
         "rows": rows,
-        "progress": selectors.sweep_progress(rows),
-        "heatmap": selectors.sweep_heatmap(sweep, rows),
+        "total_sets": total,
+        "rows_cut": total > len(rows),
+        "progress": selectors.sweep_progress(sweep),
+        "heatmap": selectors.sweep_heatmap(
+            sweep, x=request.GET.get("x"), y=request.GET.get("y"), metric=request.GET.get("metric")
+        ),
+        "statistics": selectors.sweep_statistics_view(sweep),
         "param_names": [labels.get(name, name) for name in sweep.grid],
         "grid_items": [(labels.get(name, name), values) for name, values in sweep.grid.items()],
         "strategy_name": selectors.strategy_name(sweep.strategy_key),
-        "first_run": rows[0]["run"] if rows else None,
+        "settings": sweep.settings,
     }
 
 
 @login_required
 @require_safe
 def sweep_detail(request, pk: int):
-    return render(request, "strategies/sweep_detail.html", _sweep_context(selectors.sweep_for(request.user, pk)))
+    sweep = selectors.sweep_for(request.user, pk)
+    return render(request, "strategies/sweep_detail.html", _sweep_context(request, sweep))
 
 
 @login_required
 @require_safe
 def sweep_results(request, pk: int):
-    """HTMX, polled every second while runs are unfinished: the results table and heat map."""
-    return render(
-        request, "strategies/partials/sweep_results.html", _sweep_context(selectors.sweep_for(request.user, pk))
-    )
+    """HTMX, polled every second while the sweep runs; also the heat map's axis and metric choice."""
+    sweep = selectors.sweep_for(request.user, pk)
+    return render(request, "strategies/partials/sweep_results.html", _sweep_context(request, sweep))
+
+
+@login_required
+@require_POST
+def sweep_set_backtest(request, pk: int, index: int):
+    """One set of a finished sweep as a full backtest (trades, equity, drawdown) → its run page."""
+    sweep = selectors.sweep_for(request.user, pk)
+    try:
+        run = backtest_from_sweep(sweep, index, request.user)
+    except BacktestInputError as error:
+        messages.error(request, str(error))
+        return redirect("strategies:sweep_detail", pk=sweep.pk)
+    start_backtest(run)
+    return redirect("strategies:run_detail", pk=run.pk)

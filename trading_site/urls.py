@@ -28,7 +28,8 @@ from orders.api import (
     WeeklyDriftViewSet,
 )
 from reports.api import WeeklyReportDetailView, WeeklyReportListView
-from strategies.api import BacktestRunViewSet, StrategyConfigViewSet, StrategyListView
+from strategies.api import BacktestRunViewSet, StrategyConfigViewSet, StrategyListView, SweepViewSet
+from strategies.walk_forward_api import WalkForwardViewSet
 
 from . import views
 from .api import not_found
@@ -48,6 +49,8 @@ router = DefaultRouter()
 router.register("broker-accounts", BrokerAccountViewSet, basename="broker-account")
 router.register("strategy-configs", StrategyConfigViewSet, basename="strategy-config")
 router.register("backtests", BacktestRunViewSet, basename="backtest")
+router.register("sweeps", SweepViewSet, basename="sweep")
+router.register("walk-forward", WalkForwardViewSet, basename="walk-forward")
 router.register("orders", OrderViewSet, basename="order")
 router.register("fills", FillViewSet, basename="fill")
 router.register("trade-logs", TradeLogViewSet, basename="trade-log")

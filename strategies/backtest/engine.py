@@ -8,14 +8,19 @@ Weekly rules (the vectorised engine, the reference engine and the live job follo
   entry to Tuesday, a Friday holiday the exit to Thursday; a one-day week enters and exits that
   day.
 - Buy candidates: signal +1 on the close of the trading day BEFORE the entry day (the previous
-  row of the data index; no look-ahead), that have a bar on the entry day and are not already
-  held; ranked by the strategy's score (higher first; mean reversion: z ascending), ties by column
+  row of the data index; no look-ahead), that have a bar on the entry day, are not already held
+  and, when the data has a point-in-time universe (``MarketData.universe``), are in it on that
+  signal day (``universe.top_n_mask``: delisted symbols count on the days they traded); ranked by
+  the strategy's score (higher first; mean reversion: z ascending), ties by column
   order (codes ascending); at most max_positions minus the positions still held (carried over, see
   below). Equal split of the available cash, capped by the config's cash per week when one is set
   (the live config's ``cash_per_week``): cash_i = min(cash, cash_per_week) // k for the k chosen;
-  shares = floor(cash_i / (open × (1 + commission))) in float64, lowered while shares × price +
-  commission exceeds cash_i; a candidate with 0 shares is not bought. Bought at the entry day's
-  open (plus the optional slippage in ticks; prices on tick).
+  shares = floor(cash_i / (price × (1 + commission))) in float64, lowered while shares × price +
+  commission exceeds cash_i, then at most floor(participation_cap × the entry day's volume) when
+  the config caps participation (the cash a cap leaves unspent stays cash; it is not shared out
+  among the others); a candidate with 0 shares is not bought. Bought at the entry day's open
+  (plus the optional slippage in ticks, plus ``spread_ticks`` more for a small cap; prices on tick:
+  see ``strategies.backtest.costs``, whose ``fill_price_matrices`` gives every fill price).
 - On each trading day's close from the entry day to the exit day, for each held position with a
   bar that day: sell at that close when close/entry − 1 <= stop_loss, else when >= take_profit,
   else when the day's signal is −1 (reasons stop_loss, take_profit, signal). At the exit day's
@@ -28,7 +33,9 @@ Weekly rules (the vectorised engine, the reference engine and the live job follo
   (DEFAULT_COMMISSION_RATE unless overridden), and securities-transaction tax on sells by market
   and date like sell_tax_for_trade (rate in force on the T+2 settlement date), unless a fixed tax
   rate is given for the run; integer KRW cash and integer shares. Entry price = the fill price;
-  exit price = the close's fill price (minus the slippage ticks).
+  exit price = the close's fill price (minus the slippage ticks, and minus the spread ticks for a
+  small cap: average traded value over the 20 rows before the sell day below ``small_cap_value``).
+  Sells are never capped by volume: a position is always sold whole.
 - Output: trades (code, entry_date, entry_price, exit_date, exit_price, shares, fees = buy + sell
   commission, tax, reason ∈ stop_loss/take_profit/signal/week_end, pnl, return), daily equity at
   each close (cash + shares × last close) from the first traded week, and metrics (total return,
@@ -46,7 +53,7 @@ from typing import Any
 
 import numpy as np
 
-from strategies.backtest.costs import fill_prices, floor_times_rate
+from strategies.backtest.costs import fill_price_matrices, floor_times_rate
 from strategies.backtest.data import MarketData
 from strategies.backtest.kernels import weekly_loop
 from strategies.backtest.result import BacktestConfig, BacktestResult, build_result, trading_rows, week_starts
@@ -54,6 +61,9 @@ from strategies.backtest.result import BacktestConfig, BacktestResult, build_res
 STOP_LOSS, TAKE_PROFIT, SIGNAL, WEEK_END = range(4)
 _EMPTY_I = np.zeros(0, dtype=np.int64)
 _SAFE = 2**62  # integer products below this cannot overflow int64
+# Stand-ins the compiled loop never reads (no cap, no universe mask) but numba needs typed.
+_NO_CAP = np.zeros((1, 1), dtype=np.int64)
+_NO_UNIVERSE = np.ones((1, 1), dtype=bool)
 
 
 def run_vectorised(strategy: Any, data: MarketData, config: BacktestConfig | None = None) -> BacktestResult:
@@ -79,7 +89,7 @@ def simulate(
         raise ValueError("config.stop_loss and config.take_profit must be set")
     signals = np.asarray(signals)
     scores = np.asarray(scores, dtype=float)
-    close, open_, valid = data.close, data.open, data.valid
+    close, valid = data.close, data.valid
     t, n = close.shape
     if signals.shape != (t, n) or scores.shape != (t, n):
         raise ValueError(f"signals and scores must have the data's shape {(t, n)}")
@@ -87,7 +97,10 @@ def simulate(
     fees = config.fee_model
     c_num, c_den = fees.commission_rate.as_integer_ratio()
     c_float = float(fees.commission_rate)
-    sl, tp, ticks = float(config.stop_loss), float(config.take_profit), config.slippage_ticks
+    sl, tp = float(config.stop_loss), float(config.take_profit)
+    plan = fill_price_matrices(data, config)
+    buy_px, sell_px, buy_cap = plan.buy, plan.sell, plan.buy_cap
+    universe = data.universe
     max_pos = config.max_positions
     # Sell-tax rate per (traded row, market).
     tax_num, tax_den, mkt = fees.tax_table(data.dates[first : last + 1], data.markets)
@@ -96,12 +109,15 @@ def simulate(
     starts = starts[starts >= first]
     ends = np.concatenate((starts[1:] - 1, [last])) if len(starts) else _EMPTY_I
     cap = None if config.cash_per_week is None else int(config.cash_per_week)
-    if ticks == 0 and c_num * c_den < _SAFE and int(tax_num.max(initial=0)) * tax_den < _SAFE:
+    if c_num * c_den < _SAFE and int(tax_num.max(initial=0)) * tax_den < _SAFE:
         compiled = weekly_loop(
-            close, open_, valid, signals, scores, starts, ends, tax_num, tax_den, mkt,
+            close, valid, signals, scores, buy_px, sell_px,
+            _NO_CAP if buy_cap is None else buy_cap, buy_cap is not None,
+            _NO_UNIVERSE if universe is None else universe, universe is not None,
+            starts, ends, tax_num, tax_den, mkt,
             first, c_num, c_den, c_float, sl, tp, max_pos, int(config.initial_cash), last, -1 if cap is None else cap,
         )
-        if compiled[0]:  # else a fractional price or a huge amount: the numpy loop below handles it
+        if compiled[0]:  # else an amount near int64's range: the numpy loop below handles it
             _, equity, trades, n_trades, held_now, _ = compiled
             trades = trades[:n_trades]
             return build_result(
@@ -118,6 +134,8 @@ def simulate(
     # entry day; sorted by week, then score (higher first, NaN last), then column.
     buy_weeks = np.flatnonzero(starts > 0)
     eligible = (signals[starts[buy_weeks] - 1] == 1) & valid[starts[buy_weeks]]
+    if universe is not None:
+        eligible &= universe[starts[buy_weeks] - 1]
     wk, cand_cols = np.nonzero(eligible)
     key = scores[starts[buy_weeks][wk] - 1, cand_cols]
     key = np.where(np.isnan(key), -np.inf, key)
@@ -151,7 +169,7 @@ def simulate(
             chosen = cand[:slots]
             if chosen.size:
                 per = (cash if cap is None else min(cash, cap)) // chosen.size
-                price = fill_prices(open_[e, chosen], "buy", ticks)
+                price = buy_px[e, chosen]
                 shares = np.maximum(np.floor(per / (price * (1.0 + c_float))), 0).astype(np.int64)
                 amount = shares * price
                 fee = floor_times_rate(amount, c_num, c_den)
@@ -161,6 +179,12 @@ def simulate(
                     amount = shares * price
                     fee = floor_times_rate(amount, c_num, c_den)
                     over = (amount + fee > per) & (shares > 0)
+                if buy_cap is not None:  # participation cap: fewer shares, less cost
+                    capped = shares > buy_cap[e, chosen]
+                    if capped.any():
+                        shares = np.where(capped, np.maximum(buy_cap[e, chosen], 0), shares)
+                        amount = shares * price
+                        fee = floor_times_rate(amount, c_num, c_den)
                 if not shares.all():
                     k = shares > 0
                     chosen, price, shares, amount, fee = chosen[k], price[k], shares[k], amount[k], fee[k]
@@ -216,7 +240,7 @@ def simulate(
             d = day[s]
             reason = np.where(hit_sl[d, s], STOP_LOSS, np.where(hit_tp[d, s], TAKE_PROFIT,
                               np.where(hit_sig[d, s], SIGNAL, WEEK_END)))
-            exit_price = fill_prices(c[d, s], "sell", ticks)
+            exit_price = sell_px[e + d, p_col[s]]
             amount = p_shares[s] * exit_price
             sell_fee = floor_times_rate(amount, c_num, c_den)
             tax = _tax(amount, tax_num[e + d - first, mkt[p_col[s]]], tax_den)

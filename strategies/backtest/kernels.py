@@ -6,10 +6,12 @@ the same steps take microseconds per week. The rules and the integer arithmetic 
 ``engine.simulate`` (read its docstring); the tests hold both, and the reference engine, to the
 same trades.
 
-The kernel covers the common case: whole-number prices (real KRX trades) and no slippage. It
-stops and answers ``ok = False`` at the first fill price that is not a whole number (adjusted data
-from a CSV, which goes to the nearest tick) or when an amount could overflow int64 arithmetic; the
-caller then runs the numpy loop, which handles everything.
+The kernel reads its fill prices and buy limits from the run's ``costs.FillPlan`` (int64 matrices
+of the buy price at each open and the sell price at each close, slippage and small-cap spread
+included, and the participation cap's most shares), so it runs for any slippage, spread, cap and
+adjusted (fractional) prices alike. It stops and answers ``ok = False`` only when an amount could
+overflow int64 arithmetic (prices or positions near 2**62 / 4 won); the caller then runs the numpy
+loop, which uses Python integers where it must.
 """
 
 from __future__ import annotations
@@ -29,10 +31,15 @@ def _floor_rate(amount, num, den):
 
 @njit(cache=True, error_model="numpy", nogil=True)
 def weekly_loop(  # noqa: PLR0913, PLR0915 - one flat kernel keeps numba fast
-    close, open_, valid, signals, scores, starts, ends, tax_num, tax_den, market_of,
+    close, valid, signals, scores, buy_px, sell_px, buy_cap, use_cap, universe, use_universe,
+    starts, ends, tax_num, tax_den, market_of,
     first, c_num, c_den, c_float, stop_loss, take_profit, max_positions, initial_cash, last, cash_per_week,
 ):
-    """The weekly rules over all weeks (``cash_per_week`` < 0: no cap on a week's spending). Returns (ok, equity, trades (10 int64 columns: col,
+    """The weekly rules over all weeks (``cash_per_week`` < 0: no cap on a week's spending).
+
+    ``buy_px``/``sell_px``/``buy_cap``: the ``FillPlan``'s matrices (``buy_cap`` read only with
+    ``use_cap``); ``universe``: the buy-candidate mask, read only with ``use_universe`` (pass any 2-D
+    arrays of the right dtype otherwise). Returns (ok, equity, trades (10 int64 columns: col,
     entry_row, exit_row, entry_price, exit_price, shares, buy_fee, sell_fee, tax, reason), number of
     trades, open positions (6 columns: col, entry_row, entry_price, shares, buy_fee, last close),
     number of open positions)."""
@@ -69,6 +76,8 @@ def weekly_loop(  # noqa: PLR0913, PLR0915 - one flat kernel keeps numba fast
             for col in range(close.shape[1]):
                 if signals[e - 1, col] != 1 or not valid[e, col]:
                     continue
+                if use_universe and not universe[e - 1, col]:
+                    continue
                 key = scores[e - 1, col]
                 if key != key:
                     key = -np.inf
@@ -95,15 +104,18 @@ def weekly_loop(  # noqa: PLR0913, PLR0915 - one flat kernel keeps numba fast
                 per = (cash if cash_per_week < 0 else min(cash, cash_per_week)) // k
                 for q in range(k):
                     col = chosen[q]
-                    o = open_[e, col]
-                    if o != np.floor(o) or o < 1.0 or o * 4.0 > _SAFE:
+                    price = buy_px[e, col]
+                    if price < 1 or price > _SAFE // 4:
                         return False, equity, trades, 0, np.zeros((0, 6)), 0
-                    price = np.int64(o)
                     shares = np.int64(max(np.floor(per / (price * (1.0 + c_float))), 0.0))
                     amount = shares * price
                     fee = _floor_rate(amount, c_num, c_den)
                     while shares > 0 and amount + fee > per:  # float rounding: one share less
                         shares -= 1
+                        amount = shares * price
+                        fee = _floor_rate(amount, c_num, c_den)
+                    if use_cap and shares > buy_cap[e, col]:  # participation cap: fewer shares, less cost
+                        shares = max(buy_cap[e, col], 0)
                         amount = shares * price
                         fee = _floor_rate(amount, c_num, c_den)
                     if shares == 0:
@@ -165,7 +177,8 @@ def weekly_loop(  # noqa: PLR0913, PLR0915 - one flat kernel keeps numba fast
             col = p_col[q]
             r = e + d
             c = close[r, col]
-            if c != np.floor(c) or c < 1.0 or c * p_shares[q] * 4.0 > _SAFE:
+            exit_price = sell_px[r, col]
+            if exit_price < 1 or float(exit_price) * p_shares[q] * 4.0 > _SAFE:
                 return False, equity, trades, 0, np.zeros((0, 6)), 0
             change = c / p_price[q] - 1.0
             if change <= stop_loss:
@@ -176,7 +189,6 @@ def weekly_loop(  # noqa: PLR0913, PLR0915 - one flat kernel keeps numba fast
                 reason = SIGNAL
             else:
                 reason = WEEK_END
-            exit_price = np.int64(c)
             amount = p_shares[q] * exit_price
             sell_fee = _floor_rate(amount, c_num, c_den)
             tax = _floor_rate(amount, tax_num[r - first, market_of[col]], tax_den)
@@ -250,3 +262,28 @@ def _buy_and_hold_value(open_, close, valid, first_row, last_row, initial, n_thr
     for part in range(n_parts):
         value += partial[part]
     return value
+
+
+@njit(parallel=True, cache=True, nogil=True)
+def whole_price_matrices(open_, close):
+    """(ok, open as int64, close as int64), 0 where there is no bar (NaN); ok is False as soon as a
+    price is not a whole number. One pass over both matrices (``costs.fill_price_matrices``)."""
+    t, n = close.shape
+    buy = np.zeros((t, n), dtype=np.int64)
+    sell = np.zeros((t, n), dtype=np.int64)
+    bad = np.zeros(t, dtype=np.bool_)
+    for i in prange(t):
+        for j in range(n):
+            o = open_[i, j]
+            c = close[i, j]
+            if o == o:
+                if o != np.floor(o) or o > 4e18:
+                    bad[i] = True
+                else:
+                    buy[i, j] = np.int64(o)
+            if c == c:
+                if c != np.floor(c) or c > 4e18:
+                    bad[i] = True
+                else:
+                    sell[i, j] = np.int64(c)
+    return not bad.any(), buy, sell

@@ -5,7 +5,9 @@ Each symbol's signals and scores come from the strategy's per-symbol pandas form
 (``generate_signals``/``generate_scores`` on the symbol's own bars), its bars are looked up in a
 dict by date, and the simulation loops over weeks, days and positions in plain Python, with the
 scalar KRX functions (``commission_for``, ``sell_tax_for`` on the ``settlement_date`` as
-``sell_tax_for_trade`` does, ``shift_ticks``). The tests
+``sell_tax_for_trade`` does, ``shift_ticks``); the participation cap, the small-cap test and the
+point-in-time universe are looked up trade by trade (``costs.buy_cap``, ``costs.is_small_cap``), not
+taken from ``costs.fill_price_matrices``. The tests
 check that the vectorised engine gives exactly the same trades and the same equity.
 """
 
@@ -23,7 +25,7 @@ import pandas as pd
 
 from market.krx.calendar import settlement_date
 from market.krx.fees import commission_for, sell_tax_for
-from strategies.backtest.costs import fill_price
+from strategies.backtest.costs import buy_cap, cap_fraction, fill_price, is_small_cap
 from strategies.backtest.data import MarketData
 from strategies.backtest.result import REASONS, BacktestConfig, BacktestResult, build_result
 
@@ -105,6 +107,17 @@ def simulate_reference(
     market_of = dict(zip(data.codes, data.markets, strict=True))
     column_of = {code: j for j, code in enumerate(data.codes)}
     opens, closes = data.open, data.close
+    cap = cap_fraction(config.participation_cap)
+    spread, small_cap_value = int(config.spread_ticks), int(config.small_cap_value)
+    volume, universe = data.volume, data.universe
+    if (cap is not None or spread) and volume is None:
+        raise ValueError("participation_cap and spread_ticks need the data's volume (MarketData.volume)")
+
+    def ticks_on(code: str, day: date) -> int:
+        """Slippage, plus the spread when the symbol is a small cap on that fill day."""
+        if spread and is_small_cap(closes, volume, row_of[day], column_of[code], small_cap_value):
+            return ticks + spread
+        return ticks
 
     def bar(code: str, day: date) -> tuple[float, float] | None:
         """The symbol's (open, close) that day, None without a bar."""
@@ -150,6 +163,8 @@ def simulate_reference(
             for code in data.codes:
                 if code in held or signals[code].get(previous_day, 0) != 1 or bar(code, entry_day) is None:
                     continue
+                if universe is not None and not universe[entry_row - 1, column_of[code]]:
+                    continue  # not in the universe as it was on the signal day
                 score = scores[code].get(previous_day, math.nan)
                 rank_key = -score if not math.isnan(score) else math.inf
                 candidates.append((rank_key, column_of[code], code))
@@ -159,10 +174,12 @@ def simulate_reference(
                 spendable = cash if config.cash_per_week is None else min(cash, int(config.cash_per_week))
                 per = spendable // len(chosen)
                 for _, _, code in chosen:
-                    price = fill_price(bar(code, entry_day)[0], "buy", ticks)
+                    price = fill_price(bar(code, entry_day)[0], "buy", ticks_on(code, entry_day))
                     shares = max(math.floor(per / (price * (1.0 + float(commission_rate)))), 0)
                     while shares > 0 and shares * price + commission(shares * price) > per:
                         shares -= 1
+                    if cap is not None:
+                        shares = min(shares, buy_cap(float(volume[entry_row, column_of[code]]), cap))
                     if shares == 0:
                         continue
                     fee = commission(shares * price)
@@ -187,7 +204,7 @@ def simulate_reference(
                     reason = "week_end"
                 else:
                     continue
-                price = fill_price(close, "sell", ticks)
+                price = fill_price(close, "sell", ticks_on(position.code, day))
                 amount = position.shares * price
                 fee = commission(amount)
                 duty = tax(amount, position.code, day)

@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from strategies.backtest.costs import FeeModel
+from strategies.backtest.costs import FeeModel, cap_fraction
 from strategies.backtest.data import MarketData, to_day
 from strategies.backtest.metrics import benchmark_curve, curve_metrics, held_mask, trade_metrics
 
@@ -28,7 +28,13 @@ class BacktestConfig:
     strategy's parameters. ``cash_per_week`` caps the cash a week's entry spends (the live
     config's cash per week): cash_i = min(cash, cash_per_week) // k; None = all available cash.
     Trading starts with the first week whose first trading day is on or after ``start``; bars
-    before it only warm the signals up. Bars after ``end`` are ignored."""
+    before it only warm the signals up. Bars after ``end`` are ignored.
+
+    ``participation_cap`` (a fraction in (0, 1], None = no cap): a buy takes at most floor(cap ×
+    the entry day's volume) shares; sells are never capped. ``spread_ticks`` (0 = none): a symbol
+    whose average daily traded value over the 20 rows before the fill day is below
+    ``small_cap_value`` KRW pays that many more ticks on each side. Both need ``MarketData.volume``
+    (rules in ``strategies.backtest.costs``)."""
 
     initial_cash: int = 10_000_000
     max_positions: int = 10
@@ -40,6 +46,9 @@ class BacktestConfig:
     stop_loss: float | None = None
     take_profit: float | None = None
     cash_per_week: int | None = None
+    participation_cap: float | Decimal | None = None
+    spread_ticks: int = 0
+    small_cap_value: int = 1_000_000_000
 
     def __post_init__(self) -> None:
         if isinstance(self.initial_cash, bool) or not isinstance(self.initial_cash, int | np.integer) or self.initial_cash < 0:
@@ -54,6 +63,14 @@ class BacktestConfig:
         ):
             raise ValueError(f"cash_per_week must be None or a non-negative int (KRW), got {self.cash_per_week!r}")
         FeeModel.of(self.commission, self.tax)  # validates the rates
+        cap_fraction(self.participation_cap)  # validates the cap
+        if isinstance(self.spread_ticks, bool) or not isinstance(self.spread_ticks, int | np.integer) or self.spread_ticks < 0:
+            raise ValueError(f"spread_ticks must be a non-negative int, got {self.spread_ticks!r}")
+        if (
+            isinstance(self.small_cap_value, bool) or not isinstance(self.small_cap_value, int | np.integer)
+            or self.small_cap_value < 0
+        ):
+            raise ValueError(f"small_cap_value must be a non-negative int (KRW), got {self.small_cap_value!r}")
 
     @property
     def fee_model(self) -> FeeModel:
@@ -75,6 +92,8 @@ class BacktestConfig:
             "end": None if self.end is None else str(to_day(self.end)),
             "stop_loss": self.stop_loss, "take_profit": self.take_profit,
             "cash_per_week": None if self.cash_per_week is None else int(self.cash_per_week),
+            "participation_cap": None if self.participation_cap is None else str(self.participation_cap),
+            "spread_ticks": int(self.spread_ticks), "small_cap_value": int(self.small_cap_value),
         }
 
 

@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from strategies.backtest.costs import fill_prices
+from strategies.backtest.costs import fill_price_matrices
 from strategies.backtest.data import MarketData
 from strategies.backtest.metrics import TRADING_DAYS_PER_YEAR, curve_metrics
 from strategies.backtest.result import BacktestConfig, trading_rows, week_starts
@@ -105,16 +105,6 @@ def grid_sets(strategy_key: str, grid: Mapping[str, Sequence[Any]],
     return names, sets
 
 
-def _fill_plan(data: MarketData, config: BacktestConfig) -> tuple[np.ndarray, np.ndarray]:
-    """Fill prices of every cell (int64; 0 where there is no bar): buys at the open, sells at the close."""
-    buy = np.zeros(data.close.shape, dtype=np.int64)
-    sell = np.zeros(data.close.shape, dtype=np.int64)
-    valid = data.valid
-    buy[valid] = fill_prices(data.open[valid], "buy", config.slippage_ticks)
-    sell[valid] = fill_prices(data.close[valid], "sell", config.slippage_ticks)
-    return buy, sell
-
-
 def run_sweep(
     strategy_key: str, grid: Mapping[str, Sequence[Any]], data: MarketData, config: BacktestConfig | None = None,
     base_params: Mapping[str, Any] | None = None, on_progress: ProgressCallback | None = None,
@@ -136,8 +126,9 @@ def run_sweep(
     starts = week_starts(data.dates[: last + 1])
     starts = starts[starts >= first]
     ends = np.concatenate((starts[1:] - 1, [last])).astype(np.int64) if len(starts) else np.zeros(0, dtype=np.int64)
-    buy_price, sell_price = _fill_plan(data, config)
-    buy_cap = np.zeros((1, 1), dtype=np.int64)
+    plan = fill_price_matrices(data, config)  # fill prices with slippage and spread, the participation cap
+    has_cap = plan.buy_cap is not None
+    buy_cap = plan.buy_cap if has_cap else np.zeros((1, 1), dtype=np.int64)
     universe = getattr(data, "universe", None)
     has_universe = universe is not None
     universe = np.asarray(universe, dtype=np.bool_) if has_universe else np.zeros((1, 1), dtype=np.bool_)
@@ -180,7 +171,7 @@ def run_sweep(
         cand_col, cand_key, n_cand = rank_candidates(key, data.valid, universe, has_universe, starts,
                                                      config.max_positions)
         ok, group_equity, group_stats = sweep_group(
-            data.close, data.valid, buy_price, sell_price, buy_cap, False, exit_value, cand_col, cand_key, n_cand,
+            data.close, data.valid, plan.buy, plan.sell, buy_cap, has_cap, exit_value, cand_col, cand_key, n_cand,
             starts, ends, tax_num, tax_den, market_of, first, last, c_num, c_den, float(fees.commission_rate),
             config.max_positions, int(config.initial_cash), cap, buy_threshold, exit_threshold,
             stop_loss[members], take_profit[members],

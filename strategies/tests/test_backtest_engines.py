@@ -6,6 +6,7 @@ year end), stop-loss and take-profit hits and ties in the ranking. No database."
 from __future__ import annotations
 
 from datetime import date
+from decimal import Decimal
 
 import numpy as np
 import pandas as pd
@@ -13,6 +14,7 @@ import pytest
 
 from strategies.backtest import BacktestConfig, MarketData, run_backtest
 from strategies.backtest.synthetic import demo_market, krx_days, random_walk_market
+from strategies.backtest.universe import top_n_mask
 from strategies.library import get_strategy
 
 # 2023-06 .. 2025-03 holds 설날 2024 (Friday 02-09 and Monday 02-12 closed), the year ends, the
@@ -146,8 +148,8 @@ def test_whole_weeks_of_suspension_and_an_empty_universe_day(market):
     ids=["5", "start-end", "cash-per-week"],
 )
 def test_compiled_weekly_loop_equals_the_numpy_loop(market, config, monkeypatch):
-    """Whole prices without slippage run the compiled loop (strategies.backtest.kernels); the numpy
-    loop, which handles every case, gives the same trades, equity and open positions."""
+    """The compiled loop (strategies.backtest.kernels) and the numpy loop give the same trades, equity
+    and open positions."""
     import strategies.backtest.engine as engine
 
     calls = []
@@ -155,7 +157,7 @@ def test_compiled_weekly_loop_equals_the_numpy_loop(market, config, monkeypatch)
     monkeypatch.setattr(engine, "weekly_loop", lambda *a: calls.append(1) or compiled_loop(*a))
     strategy = get_strategy("mean_reversion")(window=10, z_threshold=1.5)
     compiled = run_backtest(strategy, market, config, engine="vectorised")
-    assert calls, "whole prices without slippage should take the compiled loop"
+    assert calls, "the compiled loop should run"
     monkeypatch.setattr(engine, "weekly_loop", lambda *a: (False, None, None, 0, None, 0))
     numpy_loop = run_backtest(strategy, market, config, engine="vectorised")
     pd.testing.assert_frame_equal(compiled.trades, numpy_loop.trades)
@@ -164,7 +166,9 @@ def test_compiled_weekly_loop_equals_the_numpy_loop(market, config, monkeypatch)
     assert len(compiled.trades) > 30
 
 
-def test_fractional_prices_without_slippage_fall_back_to_the_numpy_loop(market, monkeypatch):
+def test_fractional_prices_and_slippage_run_the_compiled_loop(market, monkeypatch):
+    """The fill plan hands the compiled loop whole prices on tick for any data and slippage: it no
+    longer declines adjusted prices, and gives the reference engine's trades."""
     import strategies.backtest.engine as engine
 
     answers = []
@@ -173,6 +177,84 @@ def test_fractional_prices_without_slippage_fall_back_to_the_numpy_loop(market, 
     data = MarketData(market.dates, market.codes, market.open * 0.9731, market.high * 0.9731,
                       market.low * 0.9731, market.close * 0.9731, markets=market.markets)
     strategy = get_strategy("mean_reversion")(window=10, z_threshold=1.5)
-    result = assert_same(strategy, data, BacktestConfig(max_positions=5))
-    assert answers == [False]  # the compiled loop declined; the numpy loop filled on tick
+    result = assert_same(strategy, data, BacktestConfig(max_positions=5, slippage_ticks=2))
+    assert answers == [True]
     assert len(result.trades) > 10
+
+
+def test_rates_too_fine_for_int64_fall_back_to_the_numpy_loop(market, monkeypatch):
+    import strategies.backtest.engine as engine
+
+    calls = []
+    monkeypatch.setattr(engine, "weekly_loop", lambda *a: calls.append(1))
+    strategy = get_strategy("mean_reversion")(window=10, z_threshold=1.5)
+    fine = Decimal("0.000150000000000000000001")  # numerator × denominator beyond 2**62
+    result = assert_same(strategy, market, BacktestConfig(max_positions=5, commission=fine))
+    assert calls == [] and len(result.trades) > 10
+
+
+# --- participation cap, small-cap spread, point-in-time universe -------------------------------------
+
+
+@pytest.fixture(scope="module")
+def market_with_volume(market) -> MarketData:
+    """The market with volumes: a fifth of the symbols trade well under a billion won a day."""
+    rng = np.random.default_rng(4)
+    shares_per_day = np.exp(rng.uniform(np.log(20), np.log(300_000), market.shape[1]))
+    volume = np.round(shares_per_day * rng.uniform(0.2, 1.8, market.shape))
+    traded = np.where(market.valid, market.close * volume, np.nan)
+    data = MarketData(market.dates, market.codes, market.open, market.high, market.low, market.close,
+                      markets=market.markets, volume=volume, universe=top_n_mask(traded, 25))
+    small = np.nansum(traded, axis=0) < 1_000_000_000 * np.maximum(market.valid.sum(axis=0), 1)
+    assert 5 < small.sum() < 55
+    return data
+
+
+COST_CONFIGS = [
+    BacktestConfig(max_positions=5, participation_cap=Decimal("0.002")),
+    BacktestConfig(max_positions=8, slippage_ticks=1, spread_ticks=2),
+    BacktestConfig(max_positions=6, participation_cap=0.01, spread_ticks=1, small_cap_value=3_000_000_000,
+                   cash_per_week=4_000_000, start=date(2024, 1, 1)),
+]
+COST_IDS = ["cap", "spread", "cap-spread-cash"]
+
+
+@pytest.mark.parametrize("universe", [False, True], ids=["all", "top25"])
+@pytest.mark.parametrize("config", COST_CONFIGS, ids=COST_IDS)
+def test_costs_and_universe_engines_agree(market_with_volume, config, universe, monkeypatch):
+    """Reference == compiled loop == numpy loop with the cap, the spread and the universe on."""
+    import strategies.backtest.engine as engine
+
+    data = market_with_volume if universe else market_with_volume.with_universe(None)
+    strategy = get_strategy("mean_reversion")(window=10, z_threshold=1.5, stop_loss=-0.03, take_profit=0.04)
+    calls = []
+    compiled_loop = engine.weekly_loop
+    monkeypatch.setattr(engine, "weekly_loop", lambda *a: calls.append(1) or compiled_loop(*a))
+    compiled = assert_same(strategy, data, config)
+    assert calls, "the compiled loop should run"
+    monkeypatch.setattr(engine, "weekly_loop", lambda *a: (False, None, None, 0, None, 0))
+    numpy_loop = run_backtest(strategy, data, config, engine="vectorised")
+    pd.testing.assert_frame_equal(compiled.trades, numpy_loop.trades)
+    np.testing.assert_allclose(compiled.equity.to_numpy(), numpy_loop.equity.to_numpy(), rtol=1e-12, atol=0)
+    pd.testing.assert_frame_equal(compiled.open_positions, numpy_loop.open_positions)
+    assert len(compiled.trades) > 30
+    if universe:  # every buy was in the universe on its signal day
+        rows = data.index.get_indexer(compiled.trades["entry_date"]) - 1
+        cols = [data.codes.index(c) for c in compiled.trades["code"]]
+        assert data.universe[rows, cols].all()
+
+
+def test_the_cap_and_the_spread_change_the_result(market_with_volume):
+    strategy = get_strategy("mean_reversion")(window=10, z_threshold=1.5, stop_loss=-0.03, take_profit=0.04)
+    data = market_with_volume.with_universe(None)
+    plain = run_backtest(strategy, data, BacktestConfig(max_positions=5))
+    # The defaults ignore the volume: the same run as on the bars without it.
+    np.testing.assert_array_equal(
+        run_backtest(strategy, MarketData(market_with_volume.dates, market_with_volume.codes, market_with_volume.open,
+                                          market_with_volume.high, market_with_volume.low, market_with_volume.close,
+                                          markets=market_with_volume.markets), BacktestConfig(max_positions=5))
+        .equity.to_numpy(), plain.equity.to_numpy())
+    capped = run_backtest(strategy, data, BacktestConfig(max_positions=5, participation_cap=Decimal("0.002")))
+    assert capped.trades["shares"].sum() < plain.trades["shares"].sum()
+    spread = run_backtest(strategy, data, BacktestConfig(max_positions=5, spread_ticks=3))
+    assert spread.equity.iloc[-1] < plain.equity.iloc[-1]

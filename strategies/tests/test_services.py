@@ -9,7 +9,7 @@ from django.core.management import CommandError, call_command
 
 from market.models import DailyBar
 from strategies.models import BacktestRun
-from strategies.services import BacktestInputError, create_backtest_run, create_sweep, execute_backtest_run
+from strategies.services import BacktestInputError, create_backtest_run, execute_backtest_run
 
 pytestmark = pytest.mark.django_db
 
@@ -83,9 +83,3 @@ def test_a_failed_run_keeps_its_message(user, demo_bars):
     assert run.status == "failed" and "저장된 일봉이 없습니다" in run.error
 
 
-def test_sweep_creates_one_run_per_combination(user, demo_bars):
-    sweep = create_sweep(user, strategy_key="mean_reversion", grid={"window": [10, 20], "z_threshold": [1.5, 2.0]},
-                         codes=CODES.split(","), start=dt.date(2025, 1, 1), end=dt.date(2026, 10, 30))
-    assert sweep.runs.count() == 4
-    assert sorted((r.params["window"], r.params["z_threshold"]) for r in sweep.runs.all()) == [
-        (10, 1.5), (10, 2.0), (20, 1.5), (20, 2.0)]

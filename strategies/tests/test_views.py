@@ -338,47 +338,7 @@ def test_compare_page_without_runs(logged_in):
 # --------------------------------------------------------------------------------------------- sweeps
 
 
-def test_sweep_with_four_runs_shows_the_table_and_heat_map(logged_in, user, demo_bars):
-    data = backtest_data(param_window="10, 20", param_z_threshold="1.5,2.0", param_stop_loss="", param_take_profit="")
-    response = logged_in.post(reverse("strategies:sweep_create"), data)
-    sweep = BacktestSweep.objects.get(owner=user)
-    assert response.status_code == 302 and response["Location"] == reverse("strategies:sweep_detail", args=[sweep.pk])
-    assert sweep.grid == {"window": [10, 20], "z_threshold": [1.5, 2.0]}
-    assert sweep.runs.count() == 4 and set(sweep.runs.values_list("status", flat=True)) == {"done"}
-
-    page = logged_in.get(response["Location"]).content.decode()
-    assert 'id="sweep-heatmap"' in page and 'id="sweep-table"' in page
-    assert "총수익률 히트맵" in page and "기간 ↓ · Z 임계값 →" in page
-    assert page.count('<td class="num heat"') == 4
-    for run in sweep.runs.all():
-        assert f"{run.metrics['total_return'] * 100:+.2f}%" in page
-        assert reverse("strategies:run_detail", args=[run.pk]) in page
-    assert 'hx-trigger="every 1s"' not in page  # every run finished: no polling
-    listing = logged_in.get(reverse("strategies:backtests")).content.decode()
-    assert f"스윕 #{sweep.pk}" in listing
-
-
-def test_sweep_polls_while_runs_are_unfinished(logged_in, user, demo_bars):
-    sweep = BacktestSweep.objects.create(owner=user, strategy_key="mean_reversion", grid={"window": [10, 20]})
-    for window in (10, 20):
-        create_backtest_run(user, strategy_key="mean_reversion", params={"window": window}, codes=["005930"],
-                            start=dt.date(2025, 1, 1), end=dt.date(2026, 10, 30), sweep=sweep)
-    page = logged_in.get(reverse("strategies:sweep_results", args=[sweep.pk])).content.decode()
-    assert 'hx-trigger="every 1s"' in page and "2개 중 0개 완료" in page
-    assert 'id="sweep-heatmap"' not in page  # one swept parameter: table only
-
-
-def test_sweep_form_errors(logged_in, user, demo_bars):
-    url = reverse("strategies:sweep_create")
-    page = logged_in.post(url, backtest_data(param_window="1, 20", param_z_threshold="")).content.decode()
-    assert "값은 2 이상 250 이하이어야 합니다 (입력값: 1)" in page
-    empty = {name: "" for name in ("param_window", "param_z_threshold", "param_stop_loss", "param_take_profit")}
-    page = logged_in.post(url, backtest_data(**empty)).content.decode()
-    assert "파라미터 하나 이상에 값을 입력하세요" in page
-    many = backtest_data(param_window=",".join(str(v) for v in range(2, 22)), param_z_threshold="1,1.5,2,2.5,3,3.5")
-    page = logged_in.post(url, many).content.decode()
-    assert "조합이 120개입니다" in page
-    assert not BacktestSweep.objects.exists()
+# (the sweep pages: strategies/tests/test_sweeps.py)
 
 
 # ------------------------------------------------------------------ one set of rules for the settings
