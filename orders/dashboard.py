@@ -9,11 +9,13 @@ from dataclasses import dataclass, field
 
 from django.utils.translation import gettext_lazy
 
+from .models import Job
 from .positions import positions_for
 from .selectors import (
     ControlState,
     last_closes,
     latest_drifts_for,
+    latest_fanout,
     open_alerts_for,
     orders_for,
     own_accounts,
@@ -348,6 +350,7 @@ def dashboard_for(user, *, now: dt.datetime | None = None, with_plan: bool = Tru
         "recent_orders": list(orders_for(user)[:10]),
         "alerts": open_alerts_for(user),
         "drifts": latest_drifts_for(user),
+        "fanout": latest_fanout(Job.ENTRY, user),
         "equity_account": equity_account,
         "equity_chart": {
             "labels": [day.isoformat() for day, _ in equity_account.equity],

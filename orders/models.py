@@ -391,3 +391,25 @@ class WeeklyDrift(models.Model):
 
     def __str__(self) -> str:
         return f"{self.config_id} {self.week_start} gap {self.pnl_gap_krw} ({self.gap_bps:.1f}bp)"
+
+
+class JobDispatch(models.Model):
+    """One fan-out of a weekly job (orders.fanout): when the dispatcher sent one task per broker
+    account, how many, and the deadline after which a late task does nothing (the sweep's missed-slot
+    policy takes over). The dashboard reads the accounts' order times against it."""
+
+    job = models.CharField(_("job"), max_length=8, choices=Job.choices)
+    trading_date = models.DateField(_("trading date"))
+    dispatched_at = models.DateTimeField(_("dispatched"))
+    deadline = models.DateTimeField(_("deadline"))
+    accounts = models.PositiveIntegerField(_("accounts"), default=0)
+    configs = models.PositiveIntegerField(_("strategies"), default=0)
+
+    class Meta:
+        verbose_name = _("job dispatch")
+        verbose_name_plural = _("job dispatches")
+        ordering = ["-dispatched_at", "-pk"]
+        indexes = [models.Index(fields=["job", "trading_date"], name="dispatch_job_date_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.job} {self.trading_date} → {self.accounts} accounts"

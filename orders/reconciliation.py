@@ -303,52 +303,70 @@ def reconcile_orders(account: BrokerAccount, trading_date: dt.date, *, broker=No
     return summary
 
 
-def reconcile_open_orders(now: dt.datetime | None = None) -> dict[int, ReconcileSummary]:
-    """Reconcile every account with open orders, for each trading date that has some; then compare
-    the positions of every account the auto-trader uses (open orders, fills or an active strategy)
-    with its broker balance, once per account. An account whose orders could not be read gets a
-    summary with `error` set (the caller decides whether that fails: the command exits 1)."""
-    now = now or timezone.now()
-    results: dict[int, ReconcileSummary] = {}
-    pairs = set(
+def _open_order_pairs() -> set[tuple[int, dt.date]]:
+    return set(
         Order.objects.filter(Q(status__in=(OrderStatus.SUBMITTED, OrderStatus.ACCEPTED,
                                            OrderStatus.PARTIALLY_FILLED, OrderStatus.UNKNOWN))
                              | Q(status=OrderStatus.PENDING, send_attempts__gt=0))
         .values_list("broker_account_id", "trading_date").distinct()
     )
-    failed: set[int] = set()
-    for account_id, trading_date in sorted(pairs):
-        account = BrokerAccount.objects.get(pk=account_id)
+
+
+def accounts_to_reconcile() -> list[int]:
+    """Every account the auto-trader uses: open orders, fills or an active strategy (by pk)."""
+    traded = ({account_id for account_id, _ in _open_order_pairs()}
+              | set(Fill.objects.values_list("order__broker_account_id", flat=True).distinct())
+              | set(active_configs().values_list("broker_account_id", flat=True)))
+    return sorted(pk for pk in traded if pk is not None)
+
+
+def reconcile_account(account: BrokerAccount, now: dt.datetime | None = None,
+                      dates: list[dt.date] | None = None) -> ReconcileSummary:
+    """One account: its open orders of each trading date that has some (`dates`: those, else looked
+    up), then its positions against the broker's balance. A broker that cannot be read leaves
+    `error` set and the balance unchecked."""
+    now = now or timezone.now()
+    if dates is None:
+        dates = sorted(day for account_id, day in _open_order_pairs() if account_id == account.pk)
+    total: ReconcileSummary | None = None
+    for trading_date in dates:
         try:
             summary = reconcile_orders(account, trading_date, now=now, positions=False)
         except (BrokerError, KisError) as error:
-            failed.add(account_id)
-            logger.warning("reconciliation of account %s failed: %s", account_id, user_message_for(error))
-            results[account_id] = ReconcileSummary(error=f"{trading_date}: {user_message_for(error)}")
-            continue
-        if account_id in failed:
-            continue
-        previous = results.get(account_id)
-        if previous is not None:  # several dates: add them up
-            summary.checked += previous.checked
-            summary.matched_unknown += previous.matched_unknown
-            summary.fills_recorded += previous.fills_recorded
-            summary.unresolved += previous.unresolved
-            summary.expired += previous.expired
-            summary.external_orders = previous.external_orders + summary.external_orders
-        results[account_id] = summary
-    traded = ({account_id for account_id, _ in pairs}
-              | set(Fill.objects.values_list("order__broker_account_id", flat=True).distinct())
-              | set(active_configs().values_list("broker_account_id", flat=True)))
-    for account in BrokerAccount.objects.filter(pk__in=traded - failed).order_by("pk"):
-        try:
-            report = check_positions(account, now=now)
-        except (BrokerError, KisError) as error:  # alerted by check_positions
-            logger.warning("balance check of account %s failed: %s", account.pk, user_message_for(error))
-            results.setdefault(account.pk, ReconcileSummary()).error = f"잔고: {user_message_for(error)}"
-            continue
-        results.setdefault(account.pk, ReconcileSummary()).positions = report
-    return results
+            logger.warning("reconciliation of account %s failed: %s", account.pk, user_message_for(error))
+            return ReconcileSummary(error=f"{trading_date}: {user_message_for(error)}")
+        if total is not None:  # several dates: add them up
+            summary.checked += total.checked
+            summary.matched_unknown += total.matched_unknown
+            summary.fills_recorded += total.fills_recorded
+            summary.unresolved += total.unresolved
+            summary.expired += total.expired
+            summary.external_orders = total.external_orders + summary.external_orders
+        total = summary
+    total = total or ReconcileSummary()
+    try:
+        total.positions = check_positions(account, now=now)
+    except (BrokerError, KisError) as error:  # alerted by check_positions
+        logger.warning("balance check of account %s failed: %s", account.pk, user_message_for(error))
+        total.error = f"잔고: {user_message_for(error)}"
+    return total
+
+
+def reconcile_open_orders(now: dt.datetime | None = None) -> dict[int, ReconcileSummary]:
+    """Reconcile every account with open orders, for each trading date that has some, and compare
+    the positions of every account the auto-trader uses (open orders, fills or an active strategy)
+    with its broker balance, once per account, one account after the other (`reconcile_orders`
+    command; the 5-minute sweep fans the accounts out instead: `reconcile_account` per account). An
+    account whose orders could not be read gets a summary with `error` set (the caller decides
+    whether that fails: the command exits 1)."""
+    now = now or timezone.now()
+    dates_by_account: dict[int, list[dt.date]] = {}
+    for account_id, trading_date in sorted(_open_order_pairs()):
+        dates_by_account.setdefault(account_id, []).append(trading_date)
+    return {
+        account.pk: reconcile_account(account, now, dates_by_account.get(account.pk, []))
+        for account in BrokerAccount.objects.filter(pk__in=accounts_to_reconcile()).order_by("pk")
+    }
 
 
 def adopt_broker_order(order: Order, broker_order_no: str, *, user, now: dt.datetime | None = None) -> Order:

@@ -7,7 +7,9 @@ import datetime as dt
 import logging
 from dataclasses import dataclass
 
-from .models import Fill, Order
+from django.db.models import Count, Max, Min
+
+from .models import Fill, Job, JobDispatch, Order
 from .positions import Position, positions_for
 
 logger = logging.getLogger(__name__)
@@ -295,3 +297,29 @@ def alert_for(user, pk):
     if user.is_staff:
         scope |= Q(account__isnull=True)
     return TradingAlert.objects.filter(scope, pk=pk).select_related("account").first()
+
+
+def latest_fanout(job: str = Job.ENTRY, user=None) -> dict | None:
+    """The last dispatch of `job` and, per broker account (the `user`'s own unless staff or None),
+    when its orders of that day left (first and last send), and how long the whole fan-out took
+    (dispatch → the last order sent, over every account)."""
+    dispatch_row = JobDispatch.objects.filter(job=job).order_by("-dispatched_at", "-pk").first()
+    if dispatch_row is None:
+        return None
+    rows = list(
+        Order.objects.filter(run__job=job, trading_date=dispatch_row.trading_date, sent_at__isnull=False)
+        .values("broker_account_id", "broker_account__name")
+        .annotate(first_sent=Min("sent_at"), last_sent=Max("sent_at"), orders=Count("pk"))
+        .order_by("last_sent")
+    )
+    last = max((row["last_sent"] for row in rows), default=None)
+    if user is not None and not user.is_staff:
+        mine = set(user.broker_accounts.values_list("pk", flat=True))
+        rows = [row for row in rows if row["broker_account_id"] in mine]
+    return {
+        "dispatch": dispatch_row,
+        "accounts": [{**row, "after_seconds": (row["last_sent"] - dispatch_row.dispatched_at).total_seconds()}
+                     for row in rows],
+        "seconds": None if last is None else (last - dispatch_row.dispatched_at).total_seconds(),
+        "orders": sum(row["orders"] for row in rows),
+    }

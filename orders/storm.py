@@ -76,6 +76,7 @@ from django.conf import settings
 from django.db import connections
 
 from market.krx import SEOUL
+from orders.fanout import ALL_QUEUES
 from orders.scratch import scratch_database
 
 MARKER = "ORDER-STORM"
@@ -345,7 +346,8 @@ def run_storm(users: int = DEFAULT_USERS, requests_count: int = DEFAULT_REQUESTS
             children.append(server)
             worker = Child([sys.executable, "-m", "celery", "-A", "trading_site", "worker", "--pool=solo",
                             "--loglevel=INFO", "--without-gossip", "--without-mingle", "--without-heartbeat",
-                            "--hostname", f"order-storm-{os.getpid()}@%h"], env, folder / "worker.log")
+                            "-Q", ",".join(ALL_QUEUES), "--hostname", f"order-storm-{os.getpid()}@%h"],
+                           env, folder / "worker.log")
             children.append(worker)
             setup = json.loads(server.wait_marker("setup ", START_TIMEOUT))
             base = f"http://127.0.0.1:{port}"

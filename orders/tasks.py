@@ -10,50 +10,64 @@ from celery import shared_task
 from django.utils import timezone
 
 from market.krx import SEOUL, is_trading_day, last_trading_day_of_week
-from orders import common, controls, drift, reconciliation, weekly
-from orders.models import WeeklyDrift
+from orders import common, controls, drift, fanout, reconciliation, weekly
+from orders.models import Job, WeeklyDrift
 
 logger = logging.getLogger(__name__)
 
 
-def _each_config(job) -> dict:
-    now = timezone.now()
-    today = now.astimezone(SEOUL).date()
-    results = {}
-    if not is_trading_day(today):
-        return {"skipped": f"{today} is not a KRX trading day"}
-    for config in common.active_configs():
-        try:
-            result = job(config, today, now)
-        except Exception:  # one config's failure never stops the others
-            logger.exception("weekly job for config %s failed", config.pk)
-            results[config.pk] = "error"
-            continue
-        results[config.pk] = result.run.status if result and result.run else "not today"
-    return results
+def _send_account_job(job: str, account_id: int, config_ids: list[int], trading_date: str,
+                      deadline: dt.datetime) -> None:
+    # `expires`: a task still queued at the deadline is discarded by the worker (the sweep owns it).
+    account_job.apply_async(args=(job, account_id, config_ids, trading_date, deadline.isoformat()),
+                            queue=fanout.TRADING_QUEUE, expires=deadline)
 
 
 @shared_task(name="orders.weekly_entry")
 def weekly_entry() -> dict:
-    """Only acts on the week's first trading day (place_weekly_buys returns None otherwise)."""
-    return _each_config(weekly.place_weekly_buys)
+    """The dispatcher of the week's entry: one `orders.account_job` per broker account (its configs
+    act only on the week's first trading day: place_weekly_buys returns None otherwise)."""
+    return fanout.dispatch(Job.ENTRY, _send_account_job).summary()
 
 
 @shared_task(name="orders.exit_checks")
 def exit_checks() -> dict:
-    return _each_config(weekly.run_exit_checks)
+    """The dispatcher of the stop-loss/take-profit checks (the exit on the week's last trading day)."""
+    return fanout.dispatch(Job.CHECK, _send_account_job).summary()
+
+
+@shared_task(name="orders.account_job")
+def account_job(job: str, account_id: int, config_ids: list[int], trading_date: str, deadline: str) -> dict:
+    """One broker account's share of a weekly job, on any worker (orders.fanout)."""
+    return fanout.run_account_job(job, account_id, config_ids, dt.date.fromisoformat(trading_date),
+                                  dt.datetime.fromisoformat(deadline))
 
 
 @shared_task(name="orders.reconcile")
 def reconcile() -> dict:
-    """The 5-minute sweep: close interrupted manual orders, reconcile, resume interrupted runs, and
-    start the weekly jobs that are due and have not run (a lost trigger costs one interval)."""
-    manual = reconciliation.close_interrupted_manual_orders()  # an unknown one is reconciled right below
-    summaries = reconciliation.reconcile_open_orders()
+    """The 5-minute sweep: close interrupted manual orders, reconcile every account the auto-trader
+    uses (one `orders.reconcile_account` task per account, on any trading worker), resume interrupted
+    runs, and start the weekly jobs that are due and have not run (a lost trigger costs one interval)."""
+    manual = reconciliation.close_interrupted_manual_orders()  # an unknown one is reconciled by its account's task
+    accounts = reconciliation.accounts_to_reconcile()
+    for account_id in accounts:
+        reconcile_account.apply_async((account_id,), queue=fanout.TRADING_QUEUE)
     resumed = weekly.resume_interrupted_runs()
     started = weekly.run_due_jobs()
-    return {"accounts": len(summaries), "failed": sorted(pk for pk, s in summaries.items() if s.error),
-            "resumed": [run.pk for run in resumed], "started": [run.pk for run in started], "manual": manual}
+    return {"accounts": len(accounts), "resumed": [run.pk for run in resumed], "started": [run.pk for run in started],
+            "manual": manual}
+
+
+@shared_task(name="orders.reconcile_account")
+def reconcile_account(account_id: int) -> dict:
+    """One account's open orders and balance against the broker (idempotent: matching by order number)."""
+    from accounts.models import BrokerAccount
+
+    account = BrokerAccount.objects.filter(pk=account_id).first()
+    if account is None:
+        return {"skipped": "no such account"}
+    summary = reconciliation.reconcile_account(account)
+    return {"account": account_id, "error": summary.error or ""}
 
 
 @shared_task(name="orders.compare_live_backtest")

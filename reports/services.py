@@ -44,6 +44,9 @@ logger = logging.getLogger(__name__)
 
 STALE_CLAIM = dt.timedelta(minutes=15)
 GENERATING = "작성 중입니다."
+# Fixed reasons, stored in Korean; the page shows them in its language (reports.labels).
+NO_MODEL_REASON = "모델 없이 작성하도록 요청되어 기본 리포트를 만들었습니다."
+NO_API_KEY_REASON = "OPENAI_API_KEY가 설정되지 않아 기본 리포트를 만들었습니다."
 LEGACY_TRUNCATED = "답변이 길이 제한에서 잘렸습니다."  # the reason of truncated answers stored as ok before
 
 
@@ -154,14 +157,14 @@ def compose(facts: dict, *, use_model: bool = True, skip_model: str = "") -> Com
     if skip_model:
         reason = skip_model
     elif not use_model:
-        reason = "모델 없이 작성하도록 요청되어 기본 리포트를 만들었습니다."
+        reason = NO_MODEL_REASON
     elif not settings.OPENAI_API_KEY:
-        reason = "OPENAI_API_KEY가 설정되지 않아 기본 리포트를 만들었습니다."
+        reason = NO_API_KEY_REASON
     else:
         try:
             reply = write_report(facts)
         except ModelUnavailable:
-            reason = "OPENAI_API_KEY가 설정되지 않아 기본 리포트를 만들었습니다."
+            reason = NO_API_KEY_REASON
         except ModelFailed as error:
             spent = error.spent
             reason = model_failure_reason(error)
@@ -305,6 +308,30 @@ def generate_weekly_reports(
             logger.warning("weekly reports: the model failed for everyone; the remaining %d user(s) get the plain report",
                            len(targets) - len(outcomes))
     return outcomes
+
+
+# The model's outage, shared by the per-user tasks of a week (the sequential loop above keeps it in a
+# variable): after one user's report found the model down even after its retries, the others get the
+# plain report at once for a while instead of each paying the same retries.
+MODEL_DOWN_SECONDS = 30 * 60
+
+
+def generate_user_report(user_id: int, week: str | dt.date | None = None, *, now: dt.datetime | None = None,
+                         email: bool | None = None) -> ReportOutcome:
+    """One user's weekly report, as a worker task runs it (reports fan out per user). The market part of
+    the facts is computed once per week and shared through the cache."""
+    from django.contrib.auth import get_user_model
+    from django.core.cache import cache
+
+    now = now or timezone.now()
+    monday = resolve_week(week, now)
+    user = get_user_model().objects.get(pk=user_id)
+    market = cache.get_or_set(f"reports:market-facts:{monday}", lambda: market_facts(week_window(monday, now)), 3600)
+    down_key = f"reports:model-down:{monday}"
+    outcome = generate_report(user, monday, market=market, now=now, email=email, skip_model=cache.get(down_key) or "")
+    if outcome.skip_rest:
+        cache.set(down_key, outcome.skip_rest, MODEL_DOWN_SECONDS)
+    return outcome
 
 
 # ----------------------------------------------------------------------------------------------- e-mail

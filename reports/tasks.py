@@ -17,13 +17,19 @@ logger = logging.getLogger(__name__)
 
 @shared_task(name="reports.weekly_reports")
 def weekly_reports(week: str | None = None) -> dict:
-    """One report per user with activity in the week (default: the week that just ended)."""
+    """The dispatcher: one `reports.user_report` task per user with activity in the week (default: the
+    week that just ended), so the reports are written side by side on the research workers."""
     monday = services.resolve_week(week, timezone.now())
-    outcomes = services.generate_weekly_reports(monday)
-    counts: dict[str, int] = {}
-    for outcome in outcomes:
-        counts[outcome.action] = counts.get(outcome.action, 0) + 1
-    return {"week": monday.isoformat(), "reports": counts}
+    user_ids = list(services.users_with_activity(monday).values_list("pk", flat=True))
+    for user_id in user_ids:
+        user_report.delay(user_id, monday.isoformat())
+    return {"week": monday.isoformat(), "users": len(user_ids)}
+
+
+@shared_task(name="reports.user_report")
+def user_report(user_id: int, week: str) -> str:
+    """One user's report of `week`; safe to deliver twice (the report is claimed once per user and week)."""
+    return services.generate_user_report(user_id, week).action
 
 
 @shared_task(name="reports.regenerate_report")

@@ -182,6 +182,18 @@ CELERY_TASK_ACKS_LATE = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=False)
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
+# Queues (orders.fanout): trading work (the weekly jobs per account, reconciliation, alerts, bar refresh)
+# never waits behind research (backtests, sweeps, walk-forward) or reports. A worker takes the queues
+# named by `celery worker -Q`; scripts/run's single worker takes all three, docker-compose runs
+# `worker-trading` (-Q trading) and `worker-research` (-Q research,celery).
+CELERY_TASK_DEFAULT_QUEUE = "celery"
+CELERY_TASK_ROUTES = {
+    "market.analyze_last_week": {"queue": "research"},
+    "orders.*": {"queue": "trading"},
+    "market.*": {"queue": "trading"},
+    "strategies.*": {"queue": "research"},
+    "reports.*": {"queue": "research"},
+}
 DJANGO_CELERY_BEAT_TZ_AWARE = True
 
 # --- Auth ---------------------------------------------------------------------------------------

@@ -46,10 +46,12 @@ def test_tasks_run_the_jobs_once_per_delivery_key(config):
         first = tasks.weekly_entry()
         second = tasks.weekly_entry()  # a duplicated delivery
         tasks.reconcile()
-    assert first == second == {config.pk: "complete"}
+    assert first["accounts"] == second["accounts"] == 1 and first["configs"] == 1
     assert PaperOrder.objects.count() == 3
+    assert WeeklyRun.objects.get(config=config, job="entry").status == "complete"
     with time_machine.travel(dt.datetime(2025, 11, 25, 9, 5, tzinfo=SEOUL), tick=False):
-        assert tasks.weekly_entry() == {config.pk: "not today"}  # Tuesday: not the first trading day
+        assert tasks.weekly_entry()["accounts"] == 1  # Tuesday: dispatched, but not the first trading day
+    assert WeeklyRun.objects.filter(job="entry").count() == 1
     with time_machine.travel(dt.datetime(2025, 11, 22, 9, 5, tzinfo=SEOUL), tick=False):
         assert "skipped" in tasks.exit_checks()  # Saturday
 

@@ -19,7 +19,7 @@ from reports.services import (
     generate_weekly_reports,
     report_week_for,
 )
-from reports.tasks import weekly_reports
+from reports.tasks import user_report, weekly_reports
 
 from .conftest import AFTER_THE_WEEK, FRIDAY, MONDAY, WEEK, at
 
@@ -44,12 +44,14 @@ def test_running_twice_writes_one_report_per_user_and_calls_the_model_once(
     assert WeeklyReport.objects.count() == 1 and len(fake_openai.completions) == 1
 
 
-def test_the_weekly_task_is_idempotent(traded_week, user, other_user, no_model, monkeypatch):
+def test_the_weekly_task_is_idempotent(traded_week, user, other_user, no_model, monkeypatch, settings):
+    settings.CELERY_TASK_ALWAYS_EAGER = True
     monkeypatch.setattr("reports.services.timezone.now", lambda: AFTER_THE_WEEK)
-    first = weekly_reports.apply().get()
+    monkeypatch.setattr("reports.tasks.timezone.now", lambda: AFTER_THE_WEEK)
+    first = weekly_reports.apply().get()  # the dispatcher: one task per user (run inline in tests)
     second = weekly_reports.apply().get()
-    assert first == {"week": "2025-11-24", "reports": {"created": 1}}
-    assert second == {"week": "2025-11-24", "reports": {"exists": 1}}
+    assert first == second == {"week": "2025-11-24", "users": 1}
+    assert user_report.apply((user.pk, "2025-11-24")).get() == "exists"  # a redelivered user task
     assert list(WeeklyReport.objects.values_list("user__username", "iso_week")) == [(user.username, WEEK)]
 
 
