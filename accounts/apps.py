@@ -5,4 +5,5 @@ from django.utils.translation import gettext_lazy as _
 class AccountsConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
     name = "accounts"
-    verbose_name = _("Accounts")
+    # Not "Accounts": allauth's e-mail addresses section is called that (계정) too.
+    verbose_name = _("Users and broker accounts")

@@ -44,7 +44,8 @@ class BrokerAccountForm(forms.ModelForm):
             self.fields[name].initial = ""
             if editing and getattr(self.instance, name):
                 self.fields[name].help_text = SECRET_HELP
-        if editing:
+        # A paper account has no account number: no "Stored:" note about an empty value then.
+        if editing and self.instance.account_number:
             self.fields["account_number"].help_text = _("Stored: %(masked)s. Leave blank to keep it.") % {
                 "masked": self.instance.masked_account_number
             }

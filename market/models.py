@@ -128,24 +128,28 @@ class PaperOrderStatus(models.TextChoices):
 class PaperOrder(models.Model):
     """An order as the paper broker's "exchange" sees it; its order number plays KIS's ODNO."""
 
-    account = models.ForeignKey(PaperAccount, on_delete=models.CASCADE, related_name="orders")
-    order_no = models.CharField(max_length=10)
-    client_order_id = models.CharField(max_length=64, blank=True, default="")
-    code = models.CharField(max_length=6)
-    side = models.CharField(max_length=4)  # buy / sell
-    order_type = models.CharField(max_length=2)  # 00 limit, 01 market
-    quantity = models.BigIntegerField()
-    price = models.BigIntegerField(default=0)
-    trading_date = models.DateField()
-    placed_at = models.DateTimeField()
-    status = models.CharField(max_length=10, choices=PaperOrderStatus.choices, default=PaperOrderStatus.OPEN)
-    filled_quantity = models.BigIntegerField(default=0)
-    fill_price = models.BigIntegerField(default=0)
-    commission = models.BigIntegerField(default=0)
-    tax = models.BigIntegerField(default=0)
-    filled_at = models.DateTimeField(null=True, blank=True)
+    account = models.ForeignKey(PaperAccount, on_delete=models.CASCADE, related_name="orders",
+                                verbose_name=_("paper account"))
+    order_no = models.CharField(_("order number"), max_length=10)
+    client_order_id = models.CharField(_("client order ID"), max_length=64, blank=True, default="")
+    code = models.CharField(_("code"), max_length=6)
+    side = models.CharField(_("side"), max_length=4)  # buy / sell
+    order_type = models.CharField(_("order type"), max_length=2)  # 00 limit, 01 market
+    quantity = models.BigIntegerField(_("quantity"))
+    price = models.BigIntegerField(_("price"), default=0)
+    trading_date = models.DateField(_("trading date"))
+    placed_at = models.DateTimeField(_("placed at"))
+    status = models.CharField(_("status"), max_length=10, choices=PaperOrderStatus.choices,
+                              default=PaperOrderStatus.OPEN)
+    filled_quantity = models.BigIntegerField(_("filled quantity"), default=0)
+    fill_price = models.BigIntegerField(_("fill price"), default=0)
+    commission = models.BigIntegerField(_("commission"), default=0)
+    tax = models.BigIntegerField(_("tax"), default=0)
+    filled_at = models.DateTimeField(_("filled at"), null=True, blank=True)
 
     class Meta:
+        verbose_name = _("paper order")
+        verbose_name_plural = _("paper orders")
         constraints = [models.UniqueConstraint(fields=["account", "order_no"], name="paper_order_unique_no")]
         indexes = [models.Index(fields=["account", "trading_date"], name="paper_order_day_idx")]
 

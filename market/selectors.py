@@ -287,9 +287,10 @@ def bar_sources(code: str) -> dict[str, int]:
     return dict(sorted(rows))
 
 
-def chart_series(code: str) -> list[tuple[date, int, int]]:
-    """(date, close, volume) of every stored bar of one instrument, oldest first (the detail chart)."""
-    return list(_bars(code, None, None).values_list("date", "close", "volume"))
+def chart_series(code: str) -> list[tuple[date, int, int, int, int, int]]:
+    """(date, open, high, low, close, volume) of every stored bar of one instrument, oldest first (the
+    detail chart's candles)."""
+    return list(_bars(code, None, None).values_list("date", "open", "high", "low", "close", "volume"))
 
 
 def weekly_analysis_for(code: str, weeks: int | None = 12) -> list[WeeklyAnalysis]:

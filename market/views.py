@@ -72,12 +72,12 @@ def _instrument_or_404(code: str):
 
 
 def _chart_payload(code: str) -> dict | None:
-    """Dates, closes, volumes, MA20, Bollinger (20, 2σ), z-score and outlier markers for the chart."""
+    """Dates, daily candles (open, high, low, close), volumes, MA20, Bollinger (20, 2σ), z-score and
+    outlier markers for the chart (static/js/price_chart.js draws them)."""
     series = selectors.chart_series(code)
     if not series:
         return None
-    dates = [day.isoformat() for day, _close, _volume in series]
-    closes = [close for _day, close, _volume in series]
+    dates, opens, highs, lows, closes, volumes = (list(column) for column in zip(*series, strict=True))
     computed = indicators.indicators(closes, indicators.DEFAULT_WINDOW, indicators.DEFAULT_WIDTH)
     outliers: dict[str, list[dict]] = {}
     for outlier in selectors.outliers_for(code):
@@ -90,9 +90,12 @@ def _chart_payload(code: str) -> dict | None:
             }
         )
     return {
-        "dates": dates,
+        "dates": [day.isoformat() for day in dates],
+        "open": opens,
+        "high": highs,
+        "low": lows,
         "close": closes,
-        "volume": [volume for _day, _close, volume in series],
+        "volume": volumes,
         "ma": indicators.rounded(computed.middle, 1),
         "upper": indicators.rounded(computed.upper, 1),
         "lower": indicators.rounded(computed.lower, 1),
@@ -101,14 +104,16 @@ def _chart_payload(code: str) -> dict | None:
         "window": indicators.DEFAULT_WINDOW,
         "threshold": indicators.DEFAULT_WIDTH,
         "labels": {
+            "open": _("Open"),
+            "high": _("High"),
+            "low": _("Low"),
             "close": _("Close"),
-            "ma": _("%(window)d-day moving average") % {"window": indicators.DEFAULT_WINDOW},
-            "upper": _("Bollinger upper (+2σ)"),
-            "lower": _("Bollinger lower (−2σ)"),
+            "ma": _("MA %(window)d") % {"window": indicators.DEFAULT_WINDOW},
+            "upper": _("BB upper"),
+            "lower": _("BB lower"),
             "volume": _("Volume"),
             "outlier": _("Outlier"),
             "z": _("z-score"),
-            "threshold": _("±2.0 threshold"),
             "close_series": _("close"),
             "volume_series": _("volume"),
         },

@@ -9,6 +9,7 @@ import math
 from dataclasses import asdict, dataclass
 
 import numpy as np
+from django.utils.translation import gettext as _
 
 from market.gateway import BrokerError, user_message_for
 from market.kis.errors import KisError
@@ -79,7 +80,9 @@ def plan_entry(config: StrategyConfig, trading_date: dt.date, now: dt.datetime, 
     data = load_market_data(codes, signal_day, signal_day)
     last = data.dates[-1].astype(object)
     if last != signal_day:
-        raise BlockRun(f"{signal_day} 종가가 저장되지 않았습니다 (마지막 일봉 {last}). 시세를 먼저 갱신하세요.")
+        # In the active language: Korean in the jobs (the stored run reason), English on an English page's plan.
+        raise BlockRun(_("The close of %(day)s is not stored (last daily bar %(last)s). Refresh the prices first.")
+                       % {"day": signal_day, "last": last})
     strategy = create_strategy(config.strategy_key, config.params)
     extra = {"open": data.open, "high": data.high, "low": data.low} if strategy.needs_ohlc else {}
     signals, scores = strategy.signals_and_scores(data.close, **extra)

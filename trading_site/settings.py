@@ -1,7 +1,8 @@
 """Settings for the weekly KIS auto-trading site.
 
 Everything is read from the environment (and from `.env` beside manage.py, or the file named by
-ENV_FILE). Defaults are the embedded local setup: SQLite, an in-process Celery transport on the
+ENV_FILE); any of them may instead come from a file named by NAME_FILE (the Docker secrets convention,
+SecretFiles below). Defaults are the embedded local setup: SQLite, an in-process Celery transport on the
 filesystem, the paper broker, no OpenAI key. `.env.example` documents every variable.
 """
 
@@ -15,11 +16,49 @@ import environ
 from csp.constants import NONCE, NONE, SELF, UNSAFE_INLINE
 from django.core.exceptions import ImproperlyConfigured
 from django.utils.translation import gettext_lazy as _
+from environ.fileaware_mapping import FileAwareMapping
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VERSION = "0.1.0"
 
-env = environ.Env()
+
+class SecretFiles(FileAwareMapping):
+    """The environment, where any NAME may instead be given as NAME_FILE: the path of a file holding the
+    value (the Docker secrets convention, SECRET_KEY_FILE=/run/secrets/secret_key; docker-compose.yml).
+
+    django-environ's FileAwareMapping, made strict: NAME and NAME_FILE both set is an error (which one
+    counts would be a guess); a file that cannot be read stops the start naming the variable and the path
+    (never the content); trailing newlines are dropped (`echo value > file` writes one); an empty file
+    means "not set", as an empty variable does. Read-only: nothing is written back to os.environ, so a
+    child process inherits NAME_FILE alone and reads the file itself."""
+
+    def __getitem__(self, key: str) -> str:
+        path = self.env.get(f"{key}_FILE")
+        if not path:
+            return self.env[key]
+        if key in self.env:
+            raise ImproperlyConfigured(f"Both {key} and {key}_FILE are set: keep one of them.")
+        if key not in self.files_cache:
+            try:
+                content = Path(path).read_text(encoding="utf-8")
+            except (OSError, UnicodeDecodeError) as error:
+                reason = getattr(error, "strerror", None) or type(error).__name__
+                raise ImproperlyConfigured(f"{key}_FILE names {path}, which cannot be read ({reason}).") from None
+            value = content.rstrip("\r\n")
+            if value.startswith("$"):
+                # django-environ would read it as a reference to the variable named after the $.
+                raise ImproperlyConfigured(f"The value in {key}_FILE ({path}) must not begin with $.")
+            self.files_cache[key] = value
+        if not self.files_cache[key]:
+            raise KeyError(key)
+        return self.files_cache[key]
+
+
+class Env(environ.Env):
+    ENVIRON = SecretFiles()
+
+
+env = Env()
 ENV_FILE = Path(os.environ.get("ENV_FILE", BASE_DIR / ".env"))
 if ENV_FILE.is_file():
     # Values already in the process environment win over the file (CI sets DATABASE_URL this way).
@@ -33,9 +72,11 @@ for _name, _value in list(os.environ.items()):
 
 def required(name: str) -> str:
     """A variable without which the site must not start; the error names it."""
-    value = os.environ.get(name, "")
+    value = env.str(name, default="")
     if not value:
-        raise ImproperlyConfigured(f"Set the {name} environment variable (in .env or the environment).")
+        raise ImproperlyConfigured(
+            f"Set the {name} environment variable (in .env or the environment), or {name}_FILE to a file holding it."
+        )
     return value
 
 
@@ -119,6 +160,10 @@ TEMPLATES = [
 
 # --- Database -----------------------------------------------------------------------------------
 DATABASES = {"default": env.db("DATABASE_URL", default=f"sqlite:///{BASE_DIR / 'db.sqlite3'}")}
+# The password apart from the URL (DATABASE_PASSWORD or DATABASE_PASSWORD_FILE): docker-compose gives the
+# app and the database server one secret file, so the two cannot disagree.
+if env.str("DATABASE_PASSWORD", default=""):
+    DATABASES["default"]["PASSWORD"] = env.str("DATABASE_PASSWORD")
 if DATABASES["default"]["ENGINE"] == "django.db.backends.mysql":
     DATABASES["default"].setdefault("OPTIONS", {}).update(
         {
@@ -449,13 +494,15 @@ STATIC_URL = "/static/"
 STATIC_ROOT = Path(env("STATIC_ROOT", default=str(BASE_DIR / "staticfiles")))
 STATIC_ROOT.mkdir(parents=True, exist_ok=True)  # whitenoise expects it even before collectstatic
 WHITENOISE_USE_FINDERS = DEBUG
-# HTMX and Chart.js come from npm (package.json, installed by the setup scripts), never a CDN.
+# HTMX, Chart.js and Lightweight Charts (the candle charts) come from npm (package.json, installed by the
+# setup scripts), never a CDN.
 _NODE_MODULES = BASE_DIR / "node_modules"
 STATICFILES_DIRS = [BASE_DIR / "static"] + [
     (prefix, path)
     for prefix, path in (
         ("vendor/htmx", _NODE_MODULES / "htmx.org" / "dist"),
         ("vendor/chartjs", _NODE_MODULES / "chart.js" / "dist"),
+        ("vendor/lightweight-charts", _NODE_MODULES / "lightweight-charts" / "dist"),
     )
     if path.is_dir()
 ]

@@ -59,22 +59,30 @@ def test_search_with_the_keyboard_and_open_the_detail_page(page, live_server):
 
     expect(page).to_have_url(f"{live_server.url}/market/005930/")
     expect(page.locator("h1")).to_contain_text("삼성전자")
-    expect(page.locator("canvas#price-chart")).to_be_visible()
+    expect(page.locator("#price-chart canvas").first).to_be_visible()
     expect(page.locator("#zscore-panel")).to_contain_text("z-점수")
-    expect(page.locator("#zscore-panel canvas")).to_be_visible()
-    # Chart.js drew both charts from the server's series, with the ±2.0 threshold lines
+    # the candle chart (price_chart.js) drew every stored bar, the MA and band lines, the z-score pane with
+    # its ±2.0 levels, and the outlier's ▲
     page.wait_for_function("window.marketCharts !== undefined")
-    assert page.evaluate("Chart.getChart('price-chart').data.datasets.length") == 6
-    assert page.evaluate("Chart.getChart('zscore-chart').data.datasets[1].data[0]") == 2.0
-    assert page.evaluate("Chart.getChart('zscore-chart').data.datasets[2].data[0]") == -2.0
+    count = DailyBar.objects.filter(instrument__code="005930").count()
+    expect(page.locator("#price-chart")).to_have_attribute("data-bars", str(count))
+    assert page.evaluate("Object.keys(window.marketCharts.price.lineSeries)") == ["ma", "upper", "lower"]
+    assert page.evaluate("window.marketCharts.price.oscillator.priceLines().map(l => l.options().price)") == [
+        2.0, 0, -2.0]
+    outlier_days = sorted({d.isoformat() for d in Outlier.objects.filter(
+        analysis__instrument__code="005930").values_list("date", flat=True)})
+    assert page.evaluate("window.marketCharts.price.markers.markers().map(m => m.time)") == outlier_days
+    assert DailyBar.objects.filter(instrument__code="005930").latest("date").date.isoformat() in outlier_days
     # the quote box came through HTMX from the paper broker, the weekly analysis table is there
     expect(page.locator("#quote-box .quote-last")).to_be_visible()
     expect(page.locator(".analysis-table")).to_contain_text("+1.20%")
 
+    # the period buttons: 3개월 shows the last 63 days, 전체 every bar
+    page.get_by_role("button", name="3개월").click()
+    expect(page.locator("#price-chart")).to_have_attribute("data-from", str(count - 63))
     page.get_by_role("button", name="전체").click()
-    assert page.evaluate("Chart.getChart('price-chart').data.labels.length") == DailyBar.objects.filter(
-        instrument__code="005930"
-    ).count()
+    expect(page.locator("#price-chart")).to_have_attribute("data-from", "0")
+    expect(page.locator("#price-chart")).to_have_attribute("data-to", str(count - 1))
 
 
 def test_click_a_result_and_the_empty_detail_page(page, live_server):

@@ -84,6 +84,11 @@ def screenshot(page, name: str) -> None:
         page.screenshot(path=os.path.join(SCREENSHOTS, f"{name}.png"), full_page=True)
 
 
+# the minutes of the intraday chart's candles, "13:00,13:01" (price_chart.js keeps the bars it draws)
+CHART_MINUTES = ("(window.liveMarket.chart ? window.liveMarket.chart.bars.map("
+                 "b => window.liveMarket.chart.timeText(b.time).substring(11)).join() : '')")
+
+
 def live_label(page, name: str) -> str:
     return page.evaluate(f"JSON.parse(document.getElementById('live-data').textContent).labels.{name}")
 
@@ -111,27 +116,29 @@ def test_detail_page_follows_the_trades(server, bus, demo_market, page, settings
     assert page.evaluate("window.liveMarket.pollingHeld()") is True
 
     # the intraday chart: two 1-minute candles built from the trades, with their volume
-    page.wait_for_function("Chart.getChart('intraday-chart').data.labels.join() === '13:00,13:01'")
+    page.wait_for_function(CHART_MINUTES + " === '13:00,13:01'")
     candles = page.evaluate("window.liveMarket.candles")
     assert candles == [{"minute": "13:00", "o": first, "h": second, "l": first, "c": second, "v": 200},
                        {"minute": "13:01", "o": third, "h": third, "l": third, "c": third, "v": 50}]
-    assert page.evaluate("Chart.getChart('intraday-chart').data.datasets[2].data[0]") == previous  # previous close
+    # the chart's bars (price_chart.js, updated bar by bar) are those candles; the previous close's line
+    assert page.evaluate("window.liveMarket.chart.bars.map(b => [b.open, b.high, b.low, b.close, b.volume])") == [
+        [first, second, first, second, 200], [third, third, third, third, 50]]
+    assert page.evaluate("window.liveMarket.chart.lineValues.previous") == [previous, previous]
     assert page.evaluate("window.liveMarket.limits") == {"upper": upper, "lower": lower}
 
     # the daily chart's last bar (today's, from the demo market) moves with the price
     page.wait_for_function("window.marketCharts !== undefined")
-    daily = page.evaluate("(() => { const c = Chart.getChart('price-chart');"
-                          " return [c.data.labels.at(-1), c.data.datasets[0].data.at(-1)]; })()")
+    daily = page.evaluate("(() => { const b = window.marketCharts.price.lastBar(); return [b.time, b.close]; })()")
     assert daily == [today.isoformat(), third]
 
     # VI, then the upper limit: marked on the chart and in the quote box
     publish_ticks(bus, today, previous, (dt.time(13, 2, 0), upper, 10), vi=previous)
     expect(page.locator("#lq-flags")).to_contain_text(live_label(page, "upper_limit"))
     expect(page.locator("#lq-flags")).to_contain_text(live_label(page, "vi"))
-    page.wait_for_function("Chart.getChart('intraday-chart').data.labels.length === 3")
-    marks = page.evaluate("(() => { const d = Chart.getChart('intraday-chart').data.datasets;"
-                          " return [d[3].data[2], d[4].data[2], d[5].data[2]]; })()")
-    assert marks == [upper, upper, None]  # VI, upper limit, no lower limit
+    page.wait_for_function("window.liveMarket.chart.bars.length === 3")
+    marks = page.evaluate("window.liveMarket.chart.markers.markers().map(m => [m.time, m.shape, m.text])")
+    at = page.evaluate(f"PriceChart.minuteTime('{today.isoformat()}', '13:02')")
+    assert marks == [[at, "circle", "VI"], [at, "arrowUp", ""]]  # VI, the upper limit, no lower limit
 
     # 호가: ten levels a side
     tick = upper // 1000

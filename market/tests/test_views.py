@@ -113,8 +113,11 @@ def test_detail_renders_chart_zscore_panel_and_analysis(logged_in, samsung, with
     assert response.status_code == 200
     html = response.content.decode()
     assert 'id="price-chart"' in html
-    assert 'id="zscore-panel"' in html and 'id="zscore-chart"' in html
-    assert "js/market_chart.js" in html
+    assert 'id="zscore-panel"' in html  # the z-score is the chart's bottom pane, explained below it
+    # the candle chart: Lightweight Charts from npm (static vendor), the shared component, the page's glue
+    assert "vendor/lightweight-charts/lightweight-charts.standalone.production.js" in html
+    assert "js/price_chart.js" in html and "js/market_chart.js" in html
+    assert 'href="https://www.tradingview.com/"' in html  # the licence's attribution
     # the weekly analysis table
     assert "2026-W07" in html and "71,234" in html and "+1.23%" in html and "2.35" in html
     assert "outlier-chip" in html
@@ -125,6 +128,11 @@ def test_detail_renders_chart_zscore_panel_and_analysis(logged_in, samsung, with
     assert data["close"] == with_bars
     assert len(data["dates"]) == 40 and data["dates"][0] == "2026-01-05"
     assert data["volume"][0] == 1_000
+    # the candles: each day's open, high and low next to its close (the factory's bars: open 70,000)
+    assert data["open"] == [70_000] * 40
+    assert data["high"] == [max(70_000, close) + 1_000 for close in with_bars]
+    assert data["low"] == [min(70_000, close) - 1_000 for close in with_bars]
+    assert data["labels"]["ma"] == "이평 20" and data["labels"]["open"] == "시가"
     expected = indicators.indicators(with_bars, 20, 2.0)
     assert data["ma"][:19] == [None] * 19
     assert data["ma"][19] == pytest.approx(expected.middle[19], abs=0.05)

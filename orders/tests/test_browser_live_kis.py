@@ -234,17 +234,16 @@ def test_kis_ticks_move_the_chart_and_quote_and_a_fill_notice_shows_a_toast(
     assert page.evaluate("window.liveMarket.pollingHeld()") is True
 
     # the intraday chart: two 1-minute candles of the KIS trades, the previous close and the day's limits
-    page.wait_for_function("Chart.getChart('intraday-chart') && "
-                           "Chart.getChart('intraday-chart').data.labels.join() === '13:00,13:01'")
+    page.wait_for_function("window.liveMarket.chart && window.liveMarket.chart.bars.map("
+                           "b => window.liveMarket.chart.timeText(b.time).substring(11)).join() === '13:00,13:01'")
     assert page.evaluate("window.liveMarket.candles") == [
         {"minute": "13:00", "o": first, "h": second, "l": first, "c": second, "v": 200},
         {"minute": "13:01", "o": third, "h": third, "l": third, "c": third, "v": 50}]
-    assert page.evaluate("Chart.getChart('intraday-chart').data.datasets[2].data[0]") == previous_close
+    assert page.evaluate("window.liveMarket.chart.lineValues.previous[0]") == previous_close
     assert page.evaluate("window.liveMarket.limits") == {"upper": upper, "lower": lower}
     # the daily chart's last bar is today's, at the last trade
     page.wait_for_function("window.marketCharts !== undefined")
-    assert page.evaluate("(() => { const c = Chart.getChart('price-chart');"
-                         " return [c.data.labels.at(-1), c.data.datasets[0].data.at(-1)]; })()") == [
+    assert page.evaluate("(() => { const b = window.marketCharts.price.lastBar(); return [b.time, b.close]; })()") == [
         today.isoformat(), third]
 
     # 호가 from the fake host: ten levels a side around the last trade

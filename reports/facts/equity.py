@@ -13,6 +13,10 @@ from strategies.models import StrategyConfig
 from .common import Closes, WeekWindow, logger, pct
 from .trades import buys_and_sells
 
+# The benchmark's names in the facts (Korean, for the model); the page translates them (reports.labels).
+UNIVERSE_BENCHMARK = "전략 유니버스 동일가중"
+ALL_STOCKS_BENCHMARK = "전 종목 동일가중"
+
 
 def benchmark_universe(configs: list[StrategyConfig], window: WeekWindow) -> tuple[list[str], str]:
     from strategies.services import universe_for
@@ -24,9 +28,9 @@ def benchmark_universe(configs: list[StrategyConfig], window: WeekWindow) -> tup
         except Exception as error:  # a broken universe leaves the benchmark to the whole market
             logger.warning("report: universe of config %s: %s", config.pk, error)
     if codes:
-        return sorted(codes), "전략 유니버스 동일가중"
+        return sorted(codes), UNIVERSE_BENCHMARK
     stored = DailyBar.objects.filter(date=window.prev_day).values_list("instrument__code", flat=True)
-    return sorted(set(stored)), "전 종목 동일가중"
+    return sorted(set(stored)), ALL_STOCKS_BENCHMARK
 
 
 def benchmark_return(codes: list[str], window: WeekWindow, name: str) -> tuple[dict, dict[dt.date, float]]:

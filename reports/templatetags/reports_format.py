@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from django import template
 
+from reports.labels import fact_label as label_of_fact
+
 register = template.Library()
 
 DASH = "–"
@@ -61,3 +63,9 @@ def tone(value) -> str:
     except (TypeError, ValueError):
         return ""
     return "up" if number > 0 else "down" if number < 0 else ""
+
+
+@register.filter
+def fact_label(value):
+    """A Korean label of the report's facts (side, reason, status, benchmark, …) in the page's language."""
+    return label_of_fact(value)

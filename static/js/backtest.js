@@ -32,7 +32,7 @@
       interaction: { mode: "index", intersect: false },
       elements: { point: { radius: 0, hoverRadius: 3 }, line: { borderWidth: 1.5, tension: 0 } },
       plugins: { legend: { labels: { boxWidth: 12, usePointStyle: true } }, tooltip: { filter: present } },
-      scales: { x: { ticks: { maxTicksLimit: 8, maxRotation: 0, autoSkip: true }, grid: { display: false } } },
+      scales: { x: { ticks: { maxTicksLimit: 8, maxRotation: 0, autoSkip: true, autoSkipPadding: 16 }, grid: { display: false } } },
     };
   }
 

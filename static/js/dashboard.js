@@ -20,7 +20,7 @@
         interaction: { mode: "index", intersect: false },
         plugins: { legend: { display: false },
           tooltip: { callbacks: { label: function (ctx) { return won.format(ctx.raw) + "원"; } } } },
-        scales: { x: { ticks: { maxTicksLimit: 8, maxRotation: 0 }, grid: { display: false } },
+        scales: { x: { ticks: { maxTicksLimit: 8, maxRotation: 0, autoSkipPadding: 16 }, grid: { display: false } },
           y: { position: "right", beginAtZero: false, ticks: { callback: function (v) { return won.format(v); } } } },
       },
     });

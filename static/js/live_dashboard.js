@@ -183,8 +183,14 @@
     setDirection(pnlCell, pnl);
   };
 
+  // An amount the page's way: "{amount}원" / "KRW {amount}" (data-label-amount), the sign in front.
+  LiveDashboard.prototype.amount = function (value) {
+    var pattern = this.label("amount") || "{amount}";
+    return (value < 0 ? "-" : "") + pattern.replace("{amount}", won.format(Math.abs(value)));
+  };
+
   LiveDashboard.prototype.totals = function (card) {
-    var value = 0, pnl = 0, krw = this.label("krw");
+    var value = 0, pnl = 0, self = this;
     card.querySelectorAll("tr[data-code]").forEach(function (row) {
       var rowValue = row.getAttribute("data-value");
       if (rowValue === null) { return; }
@@ -192,16 +198,16 @@
       pnl += parseInt(rowValue, 10) - parseInt(row.getAttribute("data-cost"), 10);
     });
     var securities = card.querySelector('[data-live="securities"]');
-    if (securities) { securities.textContent = won.format(value) + krw; }
+    if (securities) { securities.textContent = self.amount(value); }
     var header = card.querySelector('[data-live="price-header"]');
     if (header) { header.textContent = this.label("price-live"); }
     var securitiesLabel = card.querySelector('[data-live="securities-label"]');
     if (securitiesLabel) { securitiesLabel.textContent = this.label("securities-live"); }
     var pnlNode = card.querySelector('dd[data-live="pnl"]');
-    if (pnlNode) { pnlNode.textContent = won.format(pnl) + krw; setDirection(pnlNode, pnl); }
+    if (pnlNode) { pnlNode.textContent = self.amount(pnl); setDirection(pnlNode, pnl); }
     var cash = card.getAttribute("data-cash");
     var total = card.querySelector('[data-live="account-value"]');
-    if (total && cash !== null) { total.textContent = won.format(parseInt(cash, 10) + value) + krw; }
+    if (total && cash !== null) { total.textContent = self.amount(parseInt(cash, 10) + value); }
   };
 
   LiveDashboard.prototype.onOrderEvent = function (event) {
@@ -211,7 +217,7 @@
       title = this.label("fill");
       text = fill(this.label("fill-text"), {
         code: event.code, side: side, quantity: won.format(event.fill_quantity || event.filled_quantity),
-        price: event.price === null || event.price === undefined ? "–" : won.format(event.price),
+        price: event.price === null || event.price === undefined ? "–" : this.amount(event.price),
       });
     } else {
       title = this.label("order");
@@ -220,8 +226,9 @@
         status: this.label("status-" + event.status) || event.status,
       });
     }
-    // the server's own sentence when it sent one (Korean, with the amounts), else the one made here
-    this.toast(title, event.message || text, event.type === "fill" ? "toast-fill toast-" + event.side : "toast-order");
+    // the server's own sentence (Korean, with more detail) on a Korean page, else the one made here
+    var message = document.documentElement.lang === "ko" && event.message ? event.message : text;
+    this.toast(title, message, event.type === "fill" ? "toast-fill toast-" + event.side : "toast-order");
     this.refreshOrders();
   };
 

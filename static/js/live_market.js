@@ -1,5 +1,5 @@
-// 종목 상세, live: the intraday chart (1-minute candles and volume built here from each trade, on top of
-// today's stored candles), the previous close, VI / 상한가 / 하한가 marks, the live quote and the 10-level 호가,
+// 종목 상세, live: the intraday chart (price_chart.js: 1-minute candles and volume built here from each trade,
+// on top of today's stored candles), the previous close, VI / 상한가 / 하한가 marks, the live quote and the 10-level 호가,
 // and the daily chart's last bar, all from the page's Server-Sent Events stream (market/streaming/sse.py).
 // The server hands over the starting point in <script id="live-data" type="application/json">.
 // While the stream is live the 30-second REST quote polling is held back; it comes back when the stream is
@@ -37,6 +37,7 @@
       return { minute: b.minute, o: b.open, h: b.high, l: b.low, c: b.close, v: b.volume };
     });
     this.marks = [];
+    this.version = 0;  // bumped by a change a one-bar update cannot draw (see draw)
     this.previousClose = data.previous_close;
     this.limits = data.limits || {};
     this.session = data.session;
@@ -59,88 +60,14 @@
   }
 
   LiveMarket.prototype.buildChart = function () {
+    // the same component as the daily chart (price_chart.js): candles, volume pane, crosshair legend, zoom
     var box = byId("intraday-chart-box");
-    if (!box || !window.Chart) { return null; }
-    var canvas = document.createElement("canvas");
-    canvas.id = "intraday-chart";
-    canvas.setAttribute("role", "img");
-    canvas.setAttribute("aria-label", box.getAttribute("data-aria-label") || "");
-    box.appendChild(canvas);
+    if (!box || !window.PriceChart || !window.LightweightCharts) { return null; }
     var labels = this.labels;
-    var self = this;
-    function candleAt(index) { return self.candles[index]; }
-    return new window.Chart(canvas, {
-      type: "bar",
-      data: {
-        labels: [],
-        datasets: [
-          { key: "wick", label: "", data: [], backgroundColor: [], grouped: false, barPercentage: 0.12,
-            categoryPercentage: 1.0, maxBarThickness: 2, order: 2 },
-          { key: "body", label: labels.candles, data: [], backgroundColor: [], borderColor: [], borderWidth: 1,
-            borderSkipped: false, grouped: false, barPercentage: 0.7, categoryPercentage: 1.0, maxBarThickness: 14,
-            order: 1 },
-          { key: "previous", type: "line", label: labels.previous_close, data: [], borderColor: FLAT,
-            borderDash: [5, 4], borderWidth: 1, pointRadius: 0, order: 3 },
-          { key: "vi", type: "line", label: labels.vi, data: [], showLine: false, pointStyle: "rectRot",
-            pointRadius: 6, backgroundColor: VI, borderColor: VI, order: 0 },
-          { key: "upper", type: "line", label: labels.upper_limit, data: [], showLine: false,
-            pointStyle: "triangle", pointRadius: 7, backgroundColor: UP, borderColor: UP, order: 0 },
-          { key: "lower", type: "line", label: labels.lower_limit, data: [], showLine: false,
-            pointStyle: "triangle", rotation: 180, pointRadius: 7, backgroundColor: DOWN, borderColor: DOWN,
-            order: 0 },
-          { key: "volume", label: labels.volume, data: [], yAxisID: "volume", backgroundColor: [],
-            grouped: false, barPercentage: 0.7, categoryPercentage: 1.0, maxBarThickness: 14, order: 4 },
-        ],
-      },
-      options: {
-        animation: false,
-        responsive: true,
-        maintainAspectRatio: false,
-        interaction: { mode: "index", intersect: false },
-        scales: {
-          x: { ticks: { maxTicksLimit: 8, maxRotation: 0, autoSkip: true }, grid: { display: false } },
-          y: {
-            position: "right",
-            beginAtZero: false,  // prices: the range of the day, not from zero (a bar chart's default)
-            ticks: { callback: function (v) { return won.format(v); } },
-            // the bottom quarter is the volume bars'
-            afterDataLimits: function (scale) { scale.min -= (scale.max - scale.min) / 3; },
-          },
-          volume: { position: "left", display: false, beginAtZero: true, grid: { display: false } },
-        },
-        plugins: {
-          legend: {
-            labels: {
-              boxWidth: 12, usePointStyle: true,
-              // the marks are listed once one of them occurred
-              filter: function (item, legend) {
-                var ds = self.chart && self.chart.data.datasets[item.datasetIndex];
-                if (item.text === "" || !ds) { return item.text !== ""; }
-                if (ds.key === "vi" || ds.key === "upper" || ds.key === "lower") {
-                  return ds.data.some(function (v) { return v !== null; });
-                }
-                return true;
-              },
-            },
-          },
-          tooltip: {
-            filter: function (item) {
-              return item.dataset.key !== "wick" && item.raw !== null && item.raw !== undefined;
-            },
-            callbacks: {
-              label: function (ctx) {
-                var candle = candleAt(ctx.dataIndex);
-                if (ctx.dataset.key === "body" && candle) {
-                  return labels.open + " " + won.format(candle.o) + " · " + labels.high + " " + won.format(candle.h) +
-                    " · " + labels.low + " " + won.format(candle.l) + " · " + labels.close + " " + won.format(candle.c);
-                }
-                if (ctx.dataset.key === "volume" && candle) { return labels.volume + " " + won.format(candle.v); }
-                return ctx.dataset.label + ": " + won.format(ctx.raw);
-              },
-            },
-          },
-        },
-      },
+    return new window.PriceChart(box, {
+      intraday: true,
+      labels: labels,
+      lines: [{ key: "previous", label: labels.previous_close, color: FLAT, dashed: true }],
     });
   };
 
@@ -151,6 +78,7 @@
       this.day = day;
       this.candles = [];
       this.marks = [];
+      this.version += 1;
     } else if (day < this.day) {
       return;
     }
@@ -159,13 +87,14 @@
     var last = candles[candles.length - 1];
     if (!last || minute > last.minute) {
       candles.push({ minute: minute, o: t.p, h: t.p, l: t.p, c: t.p, v: t.v });
-      if (candles.length > MAX_CANDLES) { candles.shift(); }
+      if (candles.length > MAX_CANDLES) { candles.shift(); this.version += 1; }
     } else if (minute === last.minute) {
       last.h = Math.max(last.h, t.p);
       last.l = Math.min(last.l, t.p);
       last.c = t.p;
       last.v += t.v;
     } else {  // a late trade of an earlier minute: its range and volume, not its close
+      this.version += 1;
       for (var i = candles.length - 1; i >= 0; i--) {
         if (candles[i].minute === minute) {
           candles[i].h = Math.max(candles[i].h, t.p);
@@ -180,6 +109,7 @@
   };
 
   LiveMarket.prototype.markTick = function (t, minute) {
+    var before = this.marks.length;
     if (t.vi > 0 && !this.viActive) { this.marks.push({ kind: "vi", minute: minute, price: t.p }); }
     this.viActive = t.vi > 0;
     var upper = this.limits.upper, lower = this.limits.lower;
@@ -188,6 +118,7 @@
     if (atLower && !this.atLower) { this.marks.push({ kind: "lower", minute: minute, price: t.p }); }
     this.atUpper = atUpper;
     this.atLower = atLower;
+    if (this.marks.length !== before) { this.version += 1; }  // a new mark: the markers are drawn again
   };
 
   LiveMarket.prototype.replaceBars = function (bars) {
@@ -196,6 +127,7 @@
     var lastStored = stored.length ? stored[stored.length - 1].minute : "";
     var newer = this.candles.filter(function (c) { return c.minute > lastStored; });
     this.candles = stored.concat(newer).slice(-MAX_CANDLES);
+    this.version += 1;
   };
 
   LiveMarket.prototype.scheduleDraw = function () {
@@ -212,38 +144,35 @@
     }, wait);
   };
 
+  LiveMarket.prototype.barOf = function (c) {
+    return { time: window.PriceChart.minuteTime(this.day, c.minute), open: c.o, high: c.h, low: c.l, close: c.c,
+      volume: c.v };
+  };
+
   LiveMarket.prototype.draw = function () {
     var empty = byId("intraday-empty");
     if (empty) { empty.hidden = this.candles.length > 0; }
     var box = byId("intraday-chart-box");
     if (box) { box.hidden = this.candles.length === 0; }  // no empty axes: the note says why
-    if (!this.chart && this.candles.length) { this.chart = this.buildChart(); }
+    if (!this.chart && this.candles.length) { this.chart = this.buildChart(); this.drawn = null; }
     if (!this.chart) { return; }
-    var candles = this.candles, previous = this.previousClose;
-    var sets = {};
-    this.chart.data.datasets.forEach(function (ds) { sets[ds.key] = ds; });
-    var colors = candles.map(function (c) { return c.c > c.o ? UP : c.c < c.o ? DOWN : FLAT; });
-    this.chart.data.labels = candles.map(function (c) { return c.minute; });
-    sets.wick.data = candles.map(function (c) { return [c.l, c.h]; });
-    sets.wick.backgroundColor = colors;
-    sets.body.data = candles.map(function (c) {
-      // a candle that opened and closed at one price still shows as a line
-      var pad = c.o === c.c ? Math.max(1, Math.round(c.c * 0.0002)) : 0;
-      return [Math.min(c.o, c.c) - pad, Math.max(c.o, c.c) + pad];
-    });
-    sets.body.backgroundColor = colors;
-    sets.body.borderColor = colors;
-    sets.previous.data = candles.map(function () { return previous || null; });
-    sets.volume.data = candles.map(function (c) { return c.v; });
-    sets.volume.backgroundColor = colors.map(function (color) { return color + "59"; });
-    ["vi", "upper", "lower"].forEach(function (kind) {
-      var at = {};
-      this.marks.forEach(function (m) { if (m.kind === kind) { at[m.minute] = m.price; } });
-      sets[kind].data = candles.map(function (c) { return at[c.minute] === undefined ? null : at[c.minute]; });
-    }, this);
-    var maxVolume = candles.reduce(function (m, c) { return Math.max(m, c.v); }, 1);
-    this.chart.options.scales.volume.max = maxVolume * 4;
-    this.chart.update("none");
+    var candles = this.candles, previous = this.previousClose || null;
+    var drawn = this.drawn, self = this;
+    if (drawn && drawn.version === this.version && drawn.previous === previous && drawn.count > 0) {
+      // ticks moved the last candle and maybe began new ones: update just those bars
+      for (var i = drawn.count - 1; i < candles.length; i++) {
+        this.chart.update(this.barOf(candles[i]), { previous: previous });
+      }
+    } else {  // the first draw, a new day, stored candles, a late trade, a mark, the previous close: all of it
+      this.chart.setData(candles.map(function (c) { return self.barOf(c); }),
+        { previous: candles.map(function () { return previous; }) });
+      var colors = { vi: VI, upper: UP, lower: DOWN };
+      this.chart.setMarkers(this.marks.map(function (m) {
+        return { time: window.PriceChart.minuteTime(self.day, m.minute), color: colors[m.kind],
+          kind: m.kind === "lower" ? "down" : m.kind === "upper" ? "up" : "dot", text: m.kind === "vi" ? "VI" : "" };
+      }));
+    }
+    this.drawn = { version: this.version, previous: previous, count: candles.length };
   };
 
   // ---------------------------------------------------------------------------------------- quote, 호가
@@ -332,26 +261,19 @@
 
   // ---------------------------------------------------------------------------------------- the daily chart
   LiveMarket.prototype.updateDaily = function () {
+    // today's daily candle follows the trades: the tick carries the day's open, high, low and volume
     var t = this.lastTick;
     var charts = window.marketCharts;
     if (!t || !charts || !charts.price) { return; }
     var chart = charts.price;
     var day = t.t.substring(0, 10);
-    var labels = chart.data.labels;
-    var at = labels.length - 1;
-    if (at < 0 || labels[at] > day) { return; }
-    if (labels[at] < day) {  // today's bar is not stored yet: the live one joins the chart
-      labels.push(day);
-      chart.data.datasets.forEach(function (ds) { ds.data.push(null); });
-      at += 1;
-    }
-    chart.data.datasets.forEach(function (ds) {
-      if (ds.key === "close") { ds.data[at] = t.p; }
-      if (ds.key === "volume") { ds.data[at] = t.cv; }
+    var stored = chart.lastBar();
+    var same = stored && stored.time === day ? stored : null;
+    var open = t.o || (same ? same.open : t.p);
+    chart.update({
+      time: day, open: open, high: Math.max(t.h || t.p, t.p, open), low: Math.min(t.l || t.p, t.p, open),
+      close: t.p, volume: t.cv,
     });
-    var volumeScale = chart.options.scales.volume;
-    if (volumeScale.max && t.cv * 4 > volumeScale.max) { volumeScale.max = t.cv * 4; }
-    chart.update("none");
   };
 
   // ---------------------------------------------------------------------------------------- the stream
@@ -499,10 +421,6 @@
       // Outside the session the price does not move: one quote on load, then no polling of the broker.
       if (live.pollingHeld() || (quoteLoaded && live.session === "market_closed")) { event.preventDefault(); }
       quoteLoaded = true;
-    });
-    // The range buttons redraw the daily chart from its stored bars: put today's live bar back.
-    document.addEventListener("click", function (event) {
-      if (event.target.closest && event.target.closest(".range-buttons [data-range]")) { live.updateDaily(); }
     });
     window.setInterval(function () { live.renderStatus(); }, 5000);  // the "no trade for N s" note
     live.connect();

@@ -35,7 +35,7 @@
           tooltip: { callbacks: { label: function (ctx) { return ctx.dataset.label + ": " + won.format(ctx.raw) + "원"; } } },
         },
         scales: {
-          x: { ticks: { maxTicksLimit: 8, maxRotation: 0, autoSkip: true }, grid: { display: false } },
+          x: { ticks: { maxTicksLimit: 8, maxRotation: 0, autoSkip: true, autoSkipPadding: 16 }, grid: { display: false } },
           y: { position: "right", ticks: { callback: function (v) { return won.format(v); } } },
         },
       },

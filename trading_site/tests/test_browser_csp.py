@@ -89,8 +89,10 @@ def test_main_pages_admin_and_api_docs_run_under_the_policy(page, live_server, d
     page.get_by_role("combobox", name="종목 검색").press_sequentially("삼성", delay=30)
     expect(page.locator("#search-results").get_by_role("option").first).to_contain_text("삼성전자")
     page.goto(f"{live_server.url}/market/005930/")
-    chart_drawn(page, "price-chart")
-    chart_drawn(page, "zscore-chart")
+    # the candle chart (Lightweight Charts, price_chart.js): its bars set, its canvases sized
+    page.wait_for_function("window.marketCharts !== undefined")
+    assert int(page.locator("#price-chart").get_attribute("data-bars")) > 0
+    assert page.evaluate("document.querySelector('#price-chart canvas').width") > 0
     expect(page.locator("#quote-box")).to_be_visible()
 
     # 전략: the list, the form whose parameter fields HTMX swaps, the backtests and a run's charts
