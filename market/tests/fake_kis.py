@@ -22,6 +22,10 @@ anything: to the caller it looks exactly like ``drop_connection``), ``endless_sa
 after processing (an order IS accepted, then the answer is lost or garbled): ``drop_connection``,
 ``delay``, ``bad_gateway``, ``empty_msg_cd``, ``garbage_body``, ``missing_odno``, ``raw`` (answer
 ``status``/``body`` given by the test, for malformed-answer tests).
+
+``FakeKisFleet`` serves many customers from one host, as KIS does: one ``FakeKisServer`` per app key
+(its own token limit, per-second limit and order book), chosen by the request's app key, with 30–80 ms
+per call and a record of every answer; the scale drill (``orders.scale_drill``) runs on it.
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ import datetime as dt
 import hashlib
 import itertools
 import json
+import random
 import secrets
 import socket
 import threading
@@ -1004,6 +1009,166 @@ class _Handler(BaseHTTPRequestHandler):
             self.wfile.write(reply.body)
         except (BrokenPipeError, ConnectionResetError, OSError):
             self.close_connection = True  # the client gave up (time-out); nothing to do
+
+
+
+# ------------------------------------------------------------------------------------------ the fleet
+RATE_LIMITED, TOKEN_THROTTLED, OK, REFUSED = "rate_limited", "token_throttled", "ok", "refused"
+
+
+@dataclass
+class FleetEvent:
+    """One request the fleet answered: whose, what (a digest of method, path with query, tr_id and body:
+    a retry of the same request has the same digest), the outcome, and when (time.time())."""
+
+    app_key: str
+    method: str
+    path: str
+    digest: str
+    outcome: str  # OK | RATE_LIMITED (EGW00201) | TOKEN_THROTTLED (EGW00133) | REFUSED (any other error)
+    received: float
+    answered: float
+
+
+class _FleetHTTPServer(ThreadingHTTPServer):
+    daemon_threads = True
+    # Hundreds of clients connect at the 09:05 burst; the default backlog of 5 drops SYNs (1 s retries).
+    request_queue_size = 1024
+
+
+class FakeKisFleet:
+    """Many customers' KIS accounts behind one host, as KIS serves every app key from the same address:
+    one ``FakeKisServer`` per app key (its own token and one-per-minute issuance, its own per-second
+    limit answering EGW00201, its own cash, holdings and daily orders), chosen by the request's app key
+    (the ``appkey`` header, or the body of tokenP/revokeP/Approval), with a network latency per call
+    drawn from ``latency`` (seconds, uniform). Every answer is recorded as a ``FleetEvent``. For load
+    drills (``orders.scale_drill``); the single-account ``FakeKisServer`` is unchanged."""
+
+    def __init__(self, mode: str = "real", latency: tuple[float, float] | None = (0.03, 0.08),
+                 today: dt.date | None = None, port: int = 0, seed: int = 0) -> None:
+        if mode not in ("real", "paper"):
+            raise ValueError("mode must be real or paper")
+        self.mode, self.latency, self.port = mode, latency, port
+        self.today = today or dt.datetime.now(SEOUL).date()
+        self.clock_offset = dt.timedelta(0)
+        self.stocks: dict[str, Stock] = {}
+        self.accounts: dict[str, FakeKisServer] = {}
+        self.events: list[FleetEvent] = []
+        self._events_lock = threading.Lock()
+        self._random = random.Random(seed)
+        self._cash: dict[str, int] = {}
+        self._stopping = threading.Event()
+        self._httpd: ThreadingHTTPServer | None = None
+        self._thread: threading.Thread | None = None
+
+    def add_account(self, app_key: str, app_secret: str, account_no: str, product_code: str = FAKE_PRODUCT_CODE,
+                    cash: int = 10_000_000) -> FakeKisServer:
+        """A customer with its own app key; trades the fleet's ``stocks`` (shared, read-only)."""
+        account = FakeKisServer(mode=self.mode, app_key=app_key, app_secret=app_secret, account_no=account_no,
+                                product_code=product_code, today=self.today)
+        if self.stocks:
+            account.stocks = self.stocks
+        account.cash = self._cash[app_key] = cash
+        account.clock_offset = self.clock_offset
+        account._stopping = self._stopping
+        self.accounts[app_key] = account
+        return account
+
+    def reset(self) -> None:
+        """Every account as new (no token, no orders, its starting cash), and no events: the same
+        customers for another run."""
+        for app_key, account in list(self.accounts.items()):
+            app = account.apps[app_key]
+            self.add_account(app_key, app.app_secret, account.account_no, account.product_code,
+                             cash=self._cash[app_key])
+        with self._events_lock:
+            self.events.clear()
+
+    # lifecycle
+    def start(self) -> FakeKisFleet:
+        httpd = _FleetHTTPServer(("127.0.0.1", self.port), _Handler)
+        httpd.fake = self  # type: ignore[attr-defined]
+        self._httpd = httpd
+        self._thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05},
+                                        name="fake-kis-fleet", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stopping.set()
+        if self._httpd is not None:
+            self._httpd.shutdown()
+            self._httpd.server_close()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+
+    def __enter__(self) -> FakeKisFleet:
+        return self.start()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+    @property
+    def base_url(self) -> str:
+        assert self._httpd is not None, "server not started"
+        host, port = self._httpd.server_address[:2]
+        return f"http://{host}:{port}"
+
+    # serving
+    def handle(self, method: str, raw_path: str, headers: dict[str, str], raw_body: bytes) -> Reply:
+        received = time.time()
+        app_key = headers.get("appkey", "")
+        path = urlsplit(raw_path).path
+        if not app_key and path in (TOKEN_PATH, REVOKE_PATH, APPROVAL_PATH):
+            try:
+                app_key = str(json.loads(raw_body.decode("utf-8")).get("appkey", ""))
+            except (ValueError, UnicodeDecodeError, AttributeError):
+                app_key = ""
+        if self.latency:
+            low, high = self.latency
+            with self._events_lock:
+                pause = self._random.uniform(low, high)
+            self._stopping.wait(pause)
+        account = self.accounts.get(app_key)
+        if account is None:
+            reply = (_oauth_error("EGW00103", "유효하지 않은 AppKey입니다.") if path.startswith("/oauth2/")
+                     else _error(500, "EGW00103", "유효하지 않은 AppKey입니다."))
+        else:
+            reply = account.handle(method, raw_path, headers, raw_body)
+        if b"EGW00201" in reply.body:
+            outcome = RATE_LIMITED
+        elif b"EGW00133" in reply.body:
+            outcome = TOKEN_THROTTLED
+        elif reply.status == 200 and (b'"rt_cd": "0"' in reply.body or b"access_token" in reply.body):
+            outcome = OK
+        else:
+            outcome = REFUSED
+        digest = hashlib.sha256(b"\0".join((method.encode(), raw_path.encode(), headers.get("tr_id", "").encode(),
+                                             raw_body))).hexdigest()[:16]
+        with self._events_lock:
+            self.events.append(FleetEvent(app_key, method, path, digest, outcome, received, time.time()))
+        return reply
+
+    # what happened
+    def orders(self) -> dict[str, list[dict[str, str]]]:
+        """The accepted orders per app key (the bodies KIS took, with their ODNO)."""
+        return {key: list(account.accepted_orders) for key, account in self.accounts.items()}
+
+    def tokens_issued(self) -> dict[str, int]:
+        return {key: len(account.tokens_issued) for key, account in self.accounts.items()}
+
+    def rate_limit_answers(self) -> tuple[int, int]:
+        """(EGW00201 answers, those never followed by an answered retry of the same request)."""
+        with self._events_lock:
+            events = list(self.events)
+        limited = [event for event in events if event.outcome == RATE_LIMITED]
+        answered_later: dict[tuple[str, str], float] = {}
+        for event in events:
+            if event.outcome != RATE_LIMITED:
+                key = (event.app_key, event.digest)
+                answered_later[key] = max(answered_later.get(key, 0.0), event.received)
+        not_retried = sum(1 for event in limited if answered_later.get((event.app_key, event.digest), 0.0) < event.received)
+        return len(limited), not_retried
 
 
 def main(argv: list[str] | None = None) -> None:
