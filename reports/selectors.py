@@ -8,6 +8,9 @@ import re
 from django.db.models import QuerySet
 from django.http import Http404
 
+from strategies import texts
+from strategies.library import all_strategies
+
 from .models import WeeklyReport
 
 WEEK_PATTERN = re.compile(r"^\d{4}-W\d{2}$")
@@ -50,6 +53,32 @@ def summary(report: WeeklyReport) -> dict:
         "as_of": (facts.get("week") or {}).get("as_of"),
         "complete": (facts.get("week") or {}).get("complete", True),
     }
+
+
+def report_strategies(report: WeeklyReport) -> list[dict]:
+    """The facts' strategies for the page, the strategies' own texts (name, rules, parameter labels) in
+    the page's language. The facts store the Korean declarations (the model reads them); a text is
+    replaced only where it still equals the current declaration, and the stored facts stay unchanged."""
+    by_name = {cls.name: cls for cls in all_strategies().values() if cls.name}
+    shown = []
+    for item in (report.facts or {}).get("strategies") or []:
+        cls = by_name.get(item.get("strategy"))
+        if cls is None:
+            shown.append(item)
+            continue
+        specs = {spec.name: spec for spec in cls.parameter_specs()}
+        parameters = []
+        for p in item.get("parameters") or []:
+            spec = specs.get(p.get("name"))
+            if spec is not None and p.get("label") == (spec.label or spec.name):
+                p = {**p, "label": texts.parameter_label(spec)}
+            parameters.append(p)
+        rules = item.get("rules")
+        shown.append({
+            **item, "strategy": texts.strategy_name(cls), "parameters": parameters,
+            "rules": texts.strategy_description(cls) if rules == cls.description else rules,
+        })
+    return shown
 
 
 def report_rows(user) -> list[tuple[WeeklyReport, dict]]:

@@ -36,6 +36,7 @@ def detail(request, week: str):
         "report": report,
         "facts": report.facts,
         "summary": selectors.summary(report),
+        "strategies": selectors.report_strategies(report),
         "html": render_report(report.text, report.unverified_numbers),
         "chart": chart,
         "facts_json": json.dumps(report.facts, ensure_ascii=False, indent=2),

@@ -77,6 +77,8 @@ class ParameterSpecSerializer(serializers.Serializer):
     max = serializers.FloatField(allow_null=True)
     label = serializers.CharField(help_text="Korean label")
     help = serializers.CharField(help_text="Korean help text")
+    label_en = serializers.CharField(help_text="English label ('' if the strategy declares none)")
+    help_en = serializers.CharField(help_text="English help text ('' if the strategy declares none)")
     choices = serializers.ListField(child=serializers.CharField())
     step = serializers.FloatField(allow_null=True, help_text="UI hint")
 
@@ -85,6 +87,8 @@ class StrategySerializer(serializers.Serializer):
     key = serializers.CharField()
     name = serializers.CharField(help_text="Korean name")
     description = serializers.CharField(help_text="Korean description")
+    name_en = serializers.CharField(help_text="English name ('' if the strategy declares none)")
+    description_en = serializers.CharField(help_text="English description ('' if the strategy declares none)")
     needs_ohlc = serializers.BooleanField()
     cross_sectional = serializers.BooleanField()
     parameters = ParameterSpecSerializer(many=True)

@@ -15,7 +15,7 @@ from strategies.library import all_strategies, get_strategy
 from strategies.library.base import Parameter, ParameterError
 from strategies.research.sweep import MAX_SETS
 
-from . import selectors, validators
+from . import selectors, texts, validators
 from .models import StrategyConfig, UniverseMode
 from .services import BacktestInputError, check_period, universe_for
 
@@ -23,13 +23,13 @@ PARAM_PREFIX = "param_"
 
 
 def strategy_choices() -> list[tuple[str, str]]:
-    return [(key, f"{cls.name or key} ({key})") for key, cls in all_strategies().items()]
+    return [(key, f"{texts.strategy_name(cls)} ({key})") for key, cls in all_strategies().items()]
 
 
 def field_for(parameter: Parameter, initial) -> forms.Field:
     """A form field for one declared parameter; the library's clean() gives the bound checks and
     their Korean messages."""
-    common = {"label": parameter.label or parameter.name, "help_text": parameter.help, "initial": initial}
+    common = {"label": texts.parameter_label(parameter), "help_text": texts.parameter_help(parameter), "initial": initial}
     if parameter.type == "choice":
         return forms.ChoiceField(choices=[(c, c) for c in parameter.choices], **common)
     # Floats take any value within the bounds: browsers count `step` from `min`, so a declared step
@@ -47,6 +47,10 @@ class ParameterFieldsMixin:
     """For forms carrying one `param_<name>` field per declared parameter of `self.strategy_class`."""
 
     strategy_class = None
+
+    def strategy_description(self) -> str:
+        """The chosen strategy's description in the active language ('' without a strategy)."""
+        return texts.strategy_description(self.strategy_class) if self.strategy_class is not None else ""
 
     def param_fields(self):
         return [self[name] for name in self.fields if name.startswith(PARAM_PREFIX)]
@@ -340,7 +344,7 @@ class SweepForm(RunOptionsForm):
             "example": values or self._example(parameter), "default": parameter.default,
         }
         return forms.CharField(
-            label=parameter.label or parameter.name, required=False, max_length=500, help_text=help_text,
+            label=texts.parameter_label(parameter), required=False, max_length=500, help_text=help_text,
             initial=self._initial_values(parameter, initial),
             widget=forms.TextInput(attrs={"placeholder": str(parameter.default)}),
         )

@@ -21,6 +21,7 @@ from django.utils.translation import gettext_lazy as _
 from market.models import DailyBar, Instrument
 from strategies.library import all_strategies
 
+from . import texts
 from .models import BacktestRun, BacktestSweep, RunStatus, StrategyConfig
 
 logger = logging.getLogger(__name__)
@@ -86,15 +87,16 @@ def instrument_names(codes: Iterable[str]) -> dict[str, str]:
 
 
 def strategy_names() -> dict[str, str]:
-    return {key: cls.name or key for key, cls in all_strategies().items()}
+    """Every registered strategy's name in the active language, by key."""
+    return {key: texts.strategy_name(cls) for key, cls in all_strategies().items()}
 
 
 def strategy_name(key: str) -> str:
-    return strategy_names().get(key, key)
+    return texts.strategy_name(key)
 
 
 def with_strategy_names(objects: Iterable) -> list:
-    """The objects (configs, runs, sweeps) as a list, each with `strategy_name` (the Korean name)."""
+    """The objects (configs, runs, sweeps) as a list, each with `strategy_name` (in the active language)."""
     names = strategy_names()
     objects = list(objects)
     for obj in objects:
@@ -104,7 +106,7 @@ def with_strategy_names(objects: Iterable) -> list:
 
 def parameter_labels(key: str) -> dict[str, str]:
     cls = all_strategies().get(key)
-    return {p.name: p.label or p.name for p in cls.parameter_specs()} if cls else {}
+    return {p.name: texts.parameter_label(p) for p in cls.parameter_specs()} if cls else {}
 
 
 # ----------------------------------------------------------------------------------- a run's page

@@ -73,9 +73,12 @@ class Parameter:
     min: float | None = None
     max: float | None = None
     label: str = ""  # Korean label, e.g. "기간"
-    help: str = ""  # Korean help text
+    help: str = ""  # Korean help text (label_en / help_en below: the English ones)
     choices: tuple[str, ...] = ()
     step: float | None = None  # UI hint only
+    # English texts for the English pages (the library has no gettext); empty: the Korean one is shown.
+    label_en: str = ""
+    help_en: str = ""
 
     def __post_init__(self) -> None:
         if not self.name.isidentifier():
@@ -160,10 +163,14 @@ class Parameter:
 STOP_LOSS = Parameter(
     "stop_loss", "float", -0.05, min=-0.9, max=-0.001, step=0.005,
     label="손절 기준", help="진입가 대비 종가 수익률이 이 값 이하이면 그날 종가에 매도합니다 (-0.05 = -5%).",
+    label_en="Stop-loss",
+    help_en="Sell at the close when the return on the entry price is at or below this (-0.05 = -5%).",
 )
 TAKE_PROFIT = Parameter(
     "take_profit", "float", 0.11, min=0.001, max=5.0, step=0.005,
     label="익절 기준", help="진입가 대비 종가 수익률이 이 값 이상이면 그날 종가에 매도합니다 (0.11 = +11%).",
+    label_en="Take-profit",
+    help_en="Sell at the close when the return on the entry price is at or above this (0.11 = +11%).",
 )
 EXIT_PARAMETERS: tuple[Parameter, ...] = (STOP_LOSS, TAKE_PROFIT)
 
@@ -174,6 +181,9 @@ class Strategy:
     key: ClassVar[str] = ""  # registry key, e.g. "mean_reversion"; empty = abstract
     name: ClassVar[str] = ""  # Korean display name
     description: ClassVar[str] = ""  # Korean description
+    # English texts for the English pages (the library has no gettext); empty: the Korean one is shown.
+    name_en: ClassVar[str] = ""
+    description_en: ClassVar[str] = ""
     parameters: ClassVar[tuple[Parameter, ...]] = ()  # own parameters; stop_loss/take_profit are added
     needs_ohlc: ClassVar[bool] = False  # needs open/high/low besides the close
     cross_sectional: ClassVar[bool] = False  # a symbol's signal depends on the other symbols
@@ -254,6 +264,8 @@ class Strategy:
             "key": cls.key,
             "name": cls.name,
             "description": cls.description,
+            "name_en": cls.name_en,
+            "description_en": cls.description_en,
             "needs_ohlc": cls.needs_ohlc,
             "cross_sectional": cls.cross_sectional,
             "parameters": [p.as_dict() for p in cls.parameter_specs()],

@@ -26,12 +26,21 @@ class BollingerReversion(Strategy):
         "종가가 볼린저 밴드 하단 아래로 내려가면 매수, 중심선(또는 상단) 위로 올라가면 매도합니다. "
         "매수 후보는 %b가 낮은 순서로 고릅니다."
     )
+    name_en = "Bollinger band reversal"
+    description_en = (
+        "Buy when the close falls below the lower Bollinger band, sell when it rises above the middle line (or the "
+        "upper band). Buy candidates are taken lowest %b first."
+    )
     parameters = (
-        Parameter("window", "int", 20, min=2, max=250, label="기간", help="중심선(이동평균)과 표준편차의 거래일 수"),
-        Parameter("num_std", "float", 2.0, min=0.5, max=5.0, step=0.1, label="밴드 폭(σ)", help="밴드와 중심선 사이의 표준편차 배수"),
+        Parameter("window", "int", 20, min=2, max=250, label="기간", help="중심선(이동평균)과 표준편차의 거래일 수",
+                  label_en="Window", help_en="Trading days of the middle line (moving average) and standard deviation"),
+        Parameter("num_std", "float", 2.0, min=0.5, max=5.0, step=0.1, label="밴드 폭(σ)", help="밴드와 중심선 사이의 표준편차 배수",
+                  label_en="Band width (σ)", help_en="Standard deviations between a band and the middle line"),
         Parameter(
             "exit_band", "choice", "middle", choices=("middle", "upper"), label="매도 기준선",
             help="middle: 종가가 중심선 위로 오르면 매도, upper: 상단 밴드 위로 오르면 매도",
+            label_en="Sell line",
+            help_en="middle: sell when the close rises above the middle line, upper: when it rises above the upper band",
         ),
     )
 

@@ -24,12 +24,21 @@ class VolatilityBreakout(Strategy):
         "당일 시가에 전일 고가-저가 폭의 k배를 더한 목표가를 종가가 넘으면 매수, 시가에서 같은 폭만큼 뺀 가격 아래로 "
         "마감하면 매도 신호를 냅니다. 이동평균 필터를 켜면 종가가 이동평균 위일 때만 매수합니다."
     )
+    name_en = "Volatility breakout (Larry Williams)"
+    description_en = (
+        "Buy when the close beats the target of the day's open plus k times the previous day's high-low range; "
+        "sell when it closes below the open minus the same range. With the moving-average filter on, buy only "
+        "when the close is above the moving average."
+    )
     needs_ohlc = True
     parameters = (
-        Parameter("k", "float", 0.5, min=0.1, max=1.5, step=0.05, label="k 값", help="전일 변동폭(고가-저가)에 곱할 배수"),
+        Parameter("k", "float", 0.5, min=0.1, max=1.5, step=0.05, label="k 값", help="전일 변동폭(고가-저가)에 곱할 배수",
+                  label_en="k", help_en="Multiple of the previous day's range (high - low)"),
         Parameter(
             "ma_window", "int", 0, min=0, max=250, label="이동평균 필터",
             help="0이면 끔; 양수이면 종가가 그 기간의 이동평균보다 높을 때만 매수",
+            label_en="Moving-average filter",
+            help_en="0: off; otherwise buy only when the close is above the moving average of that many days",
         ),
     )
 

@@ -25,13 +25,22 @@ class DualMomentum(Strategy):
         "상대 모멘텀(조회 기간 수익률 상위 N)과 절대 모멘텀(수익률이 기준 이상)을 모두 만족하는 종목에 매수 신호를 내고, "
         "수익률이 기준 이하로 떨어지면 매도 신호를 냅니다."
     )
+    name_en = "Dual momentum"
+    description_en = (
+        "Buy signal for stocks with both relative momentum (top N by return over the lookback) and absolute "
+        "momentum (return above the threshold); sell signal when the return falls to the threshold or below."
+    )
     cross_sectional = True
     parameters = (
-        Parameter("lookback", "int", 252, min=2, max=756, label="조회 기간", help="수익률을 잴 기간(거래일, 252 ≈ 12개월)"),
-        Parameter("top_n", "int", 10, min=1, max=1000, label="상위 종목 수", help="상대 모멘텀으로 고를 종목 수"),
+        Parameter("lookback", "int", 252, min=2, max=756, label="조회 기간", help="수익률을 잴 기간(거래일, 252 ≈ 12개월)",
+                  label_en="Lookback", help_en="Period of the return (trading days, 252 ≈ 12 months)"),
+        Parameter("top_n", "int", 10, min=1, max=1000, label="상위 종목 수", help="상대 모멘텀으로 고를 종목 수",
+                  label_en="Top N", help_en="Stocks picked by relative momentum"),
         Parameter(
             "threshold", "float", 0.0, min=-0.5, max=1.0, step=0.01, label="절대 모멘텀 기준",
             help="수익률이 이 값을 넘어야 매수, 이 값 이하이면 매도 (0 = 현금 수익률)",
+            label_en="Absolute momentum threshold",
+            help_en="Buy only when the return is above this, sell when it is at or below (0 = cash return)",
         ),
     )
 

@@ -24,12 +24,22 @@ class MovingAverageCrossover(Strategy):
         "단기 이동평균이 장기 이동평균을 위로 뚫으면(골든크로스) 매수, 아래로 뚫으면(데드크로스) 매도합니다. "
         "추세 모드에서는 단기선이 장기선 위에 있는 동안 매수 신호를 냅니다."
     )
+    name_en = "Moving-average crossover"
+    description_en = (
+        "Buy when the short moving average crosses above the long one (golden cross), sell when it crosses below "
+        "(dead cross). In trend mode, buy signals last as long as the short line stays above the long one."
+    )
     parameters = (
-        Parameter("short_window", "int", 5, min=2, max=120, label="단기 기간", help="단기 이동평균의 거래일 수"),
-        Parameter("long_window", "int", 20, min=3, max=250, label="장기 기간", help="장기 이동평균의 거래일 수"),
+        Parameter("short_window", "int", 5, min=2, max=120, label="단기 기간", help="단기 이동평균의 거래일 수",
+                  label_en="Short window", help_en="Trading days of the short moving average"),
+        Parameter("long_window", "int", 20, min=3, max=250, label="장기 기간", help="장기 이동평균의 거래일 수",
+                  label_en="Long window", help_en="Trading days of the long moving average"),
         Parameter(
             "mode", "choice", "cross", choices=("cross", "trend"), label="신호 방식",
             help="cross: 교차한 날에만 신호, trend: 단기선이 장기선 위(아래)에 있는 동안 매수(매도) 신호",
+            label_en="Signal mode",
+            help_en="cross: a signal on the day of the cross only, trend: buy (sell) while the short line is above "
+            "(below) the long one",
         ),
     )
 

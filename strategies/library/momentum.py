@@ -40,11 +40,19 @@ class Momentum12m1(Strategy):
         "최근 1개월을 뺀 12개월 수익률로 전 종목의 순위를 매겨 상위 N개 종목에 매수 신호를 냅니다. "
         "상위 N에서 벗어나고 모멘텀이 음수가 된 종목은 매도 신호입니다."
     )
+    name_en = "12-1 momentum"
+    description_en = (
+        "Ranks every stock by its 12-month return without the last month and gives the top N a buy signal. "
+        "A stock that leaves the top N with a negative momentum gets a sell signal."
+    )
     cross_sectional = True
     parameters = (
-        Parameter("lookback", "int", 252, min=2, max=756, label="조회 기간", help="수익률을 잴 기간(거래일, 252 ≈ 12개월)"),
-        Parameter("skip", "int", 21, min=0, max=126, label="제외 기간", help="최근에서 제외할 기간(거래일, 21 ≈ 1개월)"),
-        Parameter("top_n", "int", 20, min=1, max=1000, label="상위 종목 수", help="매수 신호를 낼 상위 종목 수"),
+        Parameter("lookback", "int", 252, min=2, max=756, label="조회 기간", help="수익률을 잴 기간(거래일, 252 ≈ 12개월)",
+                  label_en="Lookback", help_en="Period of the return (trading days, 252 ≈ 12 months)"),
+        Parameter("skip", "int", 21, min=0, max=126, label="제외 기간", help="최근에서 제외할 기간(거래일, 21 ≈ 1개월)",
+                  label_en="Skip", help_en="Most recent period left out (trading days, 21 ≈ 1 month)"),
+        Parameter("top_n", "int", 20, min=1, max=1000, label="상위 종목 수", help="매수 신호를 낼 상위 종목 수",
+                  label_en="Top N", help_en="Top-ranked stocks given a buy signal"),
     )
 
     @classmethod

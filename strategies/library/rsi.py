@@ -47,10 +47,18 @@ class RSIReversion(Strategy):
         "와일더(Wilder) 방식으로 평활한 RSI가 과매도 기준보다 낮으면 매수, 과매수 기준보다 높으면 매도합니다. "
         "매수 후보는 RSI가 낮은 순서로 고릅니다."
     )
+    name_en = "RSI reversal"
+    description_en = (
+        "Buy when the RSI, smoothed Wilder's way, is below the oversold level, sell when it is above the "
+        "overbought level. Buy candidates are taken lowest RSI first."
+    )
     parameters = (
-        Parameter("period", "int", 14, min=2, max=100, label="RSI 기간", help="와일더 평활에 쓰는 거래일 수"),
-        Parameter("oversold", "float", 30.0, min=1.0, max=50.0, step=1, label="과매도 기준", help="RSI가 이 값 미만이면 매수"),
-        Parameter("overbought", "float", 70.0, min=50.0, max=99.0, step=1, label="과매수 기준", help="RSI가 이 값 초과이면 매도"),
+        Parameter("period", "int", 14, min=2, max=100, label="RSI 기간", help="와일더 평활에 쓰는 거래일 수",
+                  label_en="RSI period", help_en="Trading days of Wilder's smoothing"),
+        Parameter("oversold", "float", 30.0, min=1.0, max=50.0, step=1, label="과매도 기준", help="RSI가 이 값 미만이면 매수",
+                  label_en="Oversold", help_en="Buy when the RSI is below this"),
+        Parameter("overbought", "float", 70.0, min=50.0, max=99.0, step=1, label="과매수 기준", help="RSI가 이 값 초과이면 매도",
+                  label_en="Overbought", help_en="Sell when the RSI is above this"),
     )
 
     compact_edges = True  # Wilder's recursion starts at each symbol's first bar

@@ -58,8 +58,11 @@ def test_strategy_registry(api):
     assert {"mean_reversion", "ma_crossover", "rsi", "bollinger", "momentum_12_1"} <= set(strategies)
     mean_reversion = strategies["mean_reversion"]
     assert mean_reversion["name"] == "평균회귀 (Z-점수)"
+    assert mean_reversion["name_en"] == "Mean reversion (z-score)" and mean_reversion["description_en"]
+    assert mean_reversion["description"].startswith("종가의 이동평균")
     window = next(p for p in mean_reversion["parameters"] if p["name"] == "window")
-    assert window == {**window, "type": "int", "default": 20, "min": 2, "max": 250, "label": "기간"}
+    assert window == {**window, "type": "int", "default": 20, "min": 2, "max": 250, "label": "기간", "label_en": "Window"}
+    assert window["help"] and window["help_en"]
     assert [p["name"] for p in mean_reversion["parameters"]][-2:] == ["stop_loss", "take_profit"]
 
 

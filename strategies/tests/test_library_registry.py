@@ -4,6 +4,7 @@ so the source tree is never touched."""
 
 from __future__ import annotations
 
+import re
 import sys
 import textwrap
 
@@ -118,3 +119,31 @@ def test_private_modules_are_ignored(user_folder):
     (user_folder / "_scratch.py").write_text("raise RuntimeError('never imported')\n", encoding="utf-8")
     registry.discover(refresh=True)
     assert import_errors() == {}
+
+
+HANGUL = re.compile(r"[\uac00-\ud7a3\u3131-\u318e]")
+
+
+@pytest.mark.parametrize("key", sorted(all_strategies()))
+def test_every_built_in_strategy_has_english_texts(key):
+    """The English pages show these (strategies.texts): a built-in without them would show Korean."""
+    cls = get_strategy(key)
+    texts = [cls.name_en, cls.description_en]
+    for spec in cls.parameter_specs():
+        assert spec.label_en and spec.help_en, f"{key}.{spec.name} has no English label or help"
+        texts += [spec.label_en, spec.help_en]
+    assert cls.name_en and cls.description_en, f"{key} has no English name or description"
+    assert not [text for text in texts if HANGUL.search(text)]
+    # the Korean texts are still declared next to them
+    assert HANGUL.search(cls.name) and HANGUL.search(cls.description)
+    assert all(HANGUL.search(spec.label) for spec in cls.parameter_specs())
+
+
+def test_a_user_strategy_without_english_texts_still_works(user_folder):
+    (user_folder / "user_three_days.py").write_text(USER_MODULE, encoding="utf-8")
+    cls = registry.discover(refresh=True)["three_days"]
+    assert cls.name_en == cls.description_en == ""
+    assert [(p.label_en, p.help_en) for p in cls.parameters] == [("", "")]
+    described = cls.describe()
+    assert described["name"] == "3일 연속" and described["name_en"] == ""
+    assert described["parameters"][0]["label"] == "일수" and described["parameters"][0]["label_en"] == ""

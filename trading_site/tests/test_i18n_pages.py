@@ -1,9 +1,10 @@
 """The site in English shows no Korean words of its own, in Korean it shows the catalogue's words, and
 amounts are written the language's way: "99,793,436원" in Korean, "KRW 99,793,436" in English.
 
-Korean that is data stays Korean in English too: stock, account and strategy-configuration names, the
-strategies' own declarations (their names), stored alert messages, the Korean report text, and the
-language selector's "한국어"; the English check takes those out of the page before it looks."""
+Korean that is data stays Korean in English too: stock, account and strategy-configuration names, stored
+alert messages, the Korean report text, and the language selector's "한국어"; the English check takes
+those out of the page before it looks. The strategies' own texts (names, descriptions, parameter labels
+and help) are declared in both languages, so they are not data: English pages show the English ones."""
 
 from __future__ import annotations
 
@@ -24,7 +25,6 @@ from market.krx import SEOUL
 from market.models import Instrument
 from orders.models import TradingAlert
 from reports.models import WeeklyReport
-from strategies.library import all_strategies
 from strategies.models import StrategyConfig
 from trading_site.formatting import format_krw
 
@@ -94,8 +94,6 @@ def data_words() -> list[str]:
     words |= set(Instrument.objects.values_list("sector", flat=True))
     words |= set(BrokerAccount.objects.values_list("name", flat=True))
     words |= set(StrategyConfig.objects.values_list("name", flat=True))
-    for cls in all_strategies().values():  # the strategies' declarations (pure library code) are Korean
-        words |= {cls.name, cls.description} | {spec.label for spec in cls.parameter_specs() if spec.label}
     words |= set(TradingAlert.objects.values_list("message", flat=True))
     return sorted((w for w in words if w), key=len, reverse=True)
 
@@ -110,7 +108,10 @@ def korean_left(text: str) -> list[str]:
 def test_the_site_in_english(client, demo):
     report = WeeklyReport.objects.get(user=demo)
     account = BrokerAccount.objects.get(owner=demo)
+    config = StrategyConfig.objects.get(owner=demo)
     pages = [
+        reverse("strategies:config_edit", args=[config.pk]), reverse("strategies:backtests"),
+        reverse("admin:strategies_strategyconfig_change", args=[config.pk]),
         reverse("dashboard"), reverse("orders:index"), reverse("strategies:index"), reverse("reports:index"),
         reverse("reports:detail", args=[report.iso_week]), reverse("accounts:broker_account_list"),
         reverse("admin:index"), reverse("admin:orders_order_changelist"), reverse("admin:market_paperorder_changelist"),
@@ -119,8 +120,20 @@ def test_the_site_in_english(client, demo):
     bodies = {url: get(client, "en", url) for url in pages}
     assert {url: korean_left(visible_text(body)) for url, body in bodies.items()} == {url: [] for url in pages}
 
-    # the report: the status reason and the benchmark in English
+    # the strategies' own texts in English: name, description, parameter labels and help
+    body = bodies[reverse("strategies:index")]
+    assert "Mean reversion (z-score)" in body and "평균회귀 (Z-점수)" not in body
+    body = bodies[reverse("strategies:config_edit", args=[config.pk])]
+    for text in ("Computes the z-score of the close", "Z threshold", "Stop-loss", "Take-profit",
+                 "Buy when z is below -threshold", "Mean reversion (z-score) (mean_reversion)"):
+        assert text in body, text
+
+    # the report: the status reason and the benchmark in English; its strategy section in English too
     body = bodies[reverse("reports:detail", args=[report.iso_week])]
+    signals = re.search(r'<section class="card" aria-labelledby="signals-title">.*?</section>', body, re.S)[0]
+    assert "Mean reversion (z-score)" in signals and "Z threshold" in signals
+    report.refresh_from_db()  # the stored facts (the model reads them) keep the Korean declarations
+    assert {s["strategy"] for s in report.facts["strategies"]} == {"평균회귀 (Z-점수)"}
     assert "The plain report was written because writing without the model was requested." in body
     metrics = re.search(r'<div class="metric-cards" id="report-metrics">.*?</section>', body, re.S)[0]
     assert re.search(r"Strategy universe, equal weight|All stocks, equal weight", metrics)
@@ -149,6 +162,19 @@ def test_the_site_in_korean(client, demo):
     assert "모델 없이 작성하도록 요청되어 기본 리포트를 만들었습니다." in body
     metrics = re.search(r'<div class="metric-cards" id="report-metrics">.*?</section>', body, re.S)[0]
     assert re.search(r"전략 유니버스 동일가중|전 종목 동일가중", metrics)
+
+    signals = re.search(r'<section class="card" aria-labelledby="signals-title">.*?</section>', body, re.S)[0]
+    assert "평균회귀 (Z-점수)" in signals and "Z 임계값" in signals and "Mean reversion" not in signals
+
+    # the strategies' own texts stay the Korean declarations
+    config = StrategyConfig.objects.get(owner=demo)
+    body = get(client, "ko", reverse("strategies:index"))
+    assert "평균회귀 (Z-점수)" in body and "Mean reversion" not in body
+    body = get(client, "ko", reverse("strategies:config_edit", args=[config.pk]))
+    for text in ("평균회귀 (Z-점수) (mean_reversion)", "종가의 이동평균과 표본표준편차로 Z-점수를 구해", "Z 임계값",
+                 "Z가 -임계값 미만이면 매수", "손절 기준", "익절 기준"):
+        assert text in body, text
+    assert "Z threshold" not in body and "Stop-loss" not in body
 
     body = get(client, "ko", reverse("dashboard"))
     value = re.search(rf'id="account-value-{account.pk}"[^>]*>([^<]*)<', body)[1]
