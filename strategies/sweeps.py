@@ -18,7 +18,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from strategies.library import ParameterError
-from strategies.research.sweep import SweepError, grid_sets, run_sweep, sweep_statistics
+from strategies.research.sweep import SweepError, clean_grid, grid_sets, run_sweep, sweep_statistics
 
 from . import services
 from .market_data import BacktestInputError, load_market_data
@@ -40,13 +40,14 @@ def create_sweep(
     """Validate the grid (every set's parameters) and the run options shared by every set (as a single
     backtest's), and record a pending sweep. BacktestInputError (Korean, with the field) otherwise."""
     try:
-        names, _ = grid_sets(strategy_key, grid, base_params)
+        grid_sets(strategy_key, grid, base_params)  # names known, values and every combination valid
+        grid = clean_grid(strategy_key, grid, base_params)  # stored as the engine and the heat map read it
     except (SweepError, ParameterError) as error:
         raise _grid_error(error) from None
     settings = services.validated_run_settings(**run_options)
     settings["base_params"] = dict(base_params or {})
     return BacktestSweep.objects.create(
-        owner=owner, strategy_key=strategy_key, grid={name: list(grid[name]) for name in names},
+        owner=owner, strategy_key=strategy_key, grid=grid,
         settings=settings,
     )
 

@@ -7,7 +7,6 @@ from __future__ import annotations
 import datetime as dt
 import logging
 from collections.abc import Callable
-from itertools import product
 from typing import Any
 
 from django.db.models import QuerySet
@@ -15,7 +14,7 @@ from django.shortcuts import get_object_or_404
 from django.utils import timezone
 
 from strategies.library import get_strategy
-from strategies.research.sweep import run_sweep
+from strategies.research.sweep import SweepError, clean_grid, run_sweep
 from strategies.research.walk_forward import walk_forward
 
 from .market_data import BacktestInputError, load_market_data
@@ -33,29 +32,6 @@ def _iso_weeks(start: dt.date, end: dt.date) -> int:
     return ((end - dt.timedelta(days=end.weekday())) - (start - dt.timedelta(days=start.weekday()))).days // 7 + 1
 
 
-def _clean_grid(strategy_class, grid: Any, base_params: dict) -> dict[str, list]:
-    """Every value through the strategy's validation (converted, deduplicated, in the given order),
-    and every combination through ``validate_params`` (rules across parameters): ParameterError."""
-    if not isinstance(grid, dict) or not grid or any(not isinstance(v, list | tuple) or not v for v in grid.values()):
-        raise BacktestInputError("그리드의 각 파라미터에 값을 하나 이상 지정하세요.", field="grid")
-    cleaned: dict[str, list] = {}
-    for name in sorted(grid):
-        values: list = []
-        for value in grid[name]:
-            value = strategy_class.validate_params({**base_params, name: value})[name]
-            if value not in values:
-                values.append(value)
-        cleaned[name] = values
-    sets = 1
-    for values in cleaned.values():
-        sets *= len(values)
-    if sets > MAX_SETS:
-        raise BacktestInputError(f"조합이 {sets:,}개입니다: 한 번에 {MAX_SETS:,}개까지 분석합니다.", field="grid")
-    for values in product(*cleaned.values()):
-        strategy_class.validate_params({**base_params, **dict(zip(cleaned, values, strict=True))})
-    return cleaned
-
-
 def create_walk_forward(
     owner, *, strategy_key: str, grid: dict[str, list], in_sample_weeks: int = 104, out_of_sample_weeks: int = 26,
     anchored: bool = False, objective: str = WalkForwardObjective.SHARPE, base_params: dict | None = None,
@@ -65,11 +41,14 @@ def create_walk_forward(
     ``run_settings``: those of ``services.validated_run_settings`` (codes, period, cash, costs...).
     Bad inputs raise BacktestInputError (Korean, with the field) or ParameterError; nothing is stored."""
     try:
-        strategy_class = get_strategy(strategy_key)
+        get_strategy(strategy_key)  # an unknown key is a field error, not a 500
     except KeyError as error:
         raise BacktestInputError(str(error.args[0] if error.args else error), field="strategy_key") from None
     base_params = dict(base_params or {})
-    grid = _clean_grid(strategy_class, grid, base_params)
+    try:  # every value converted and checked, every combination against the rules across parameters
+        grid = clean_grid(strategy_key, grid, base_params, max_sets=MAX_SETS)
+    except SweepError as error:
+        raise BacktestInputError(str(error), field="grid") from None
     check_bounds("in_sample_weeks", "학습 기간(주)", in_sample_weeks, 1, MAX_WINDOW_WEEKS)
     check_bounds("out_of_sample_weeks", "검증 기간(주)", out_of_sample_weeks, 1, MAX_WINDOW_WEEKS)
     if objective not in WalkForwardObjective.values:

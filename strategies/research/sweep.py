@@ -83,24 +83,49 @@ class SweepError(ValueError):
     """A sweep that cannot run (Korean message): an empty grid, too many sets, an invalid value."""
 
 
+def clean_grid(strategy_key: str, grid: Mapping[str, Sequence[Any]], base_params: Mapping[str, Any] | None = None,
+               max_sets: int = MAX_SETS) -> dict[str, list]:
+    """The grid as the engine and the pages use it: names sorted, every value through the strategy's
+    validation (converted — "10" → 10 —, duplicates dropped, the given order kept), at most
+    ``max_sets`` combinations, each combination checked against the rules across parameters.
+    SweepError (Korean) for an empty grid or too many sets, ParameterError for a bad value."""
+    strategy_class = get_strategy(strategy_key)
+    if not isinstance(grid, Mapping) or not grid or any(
+        isinstance(values, str) or not isinstance(values, Sequence) or len(values) == 0 for values in grid.values()
+    ):
+        raise SweepError("그리드의 각 파라미터에 값을 하나 이상 지정하세요.")
+    base = dict(base_params or {})
+    cleaned: dict[str, list] = {}
+    for name in sorted(grid):
+        values: list = []
+        for value in grid[name]:
+            value = strategy_class.validate_params({**base, name: value})[name]
+            if value not in values:
+                values.append(value)
+        cleaned[name] = values
+    total = math.prod(len(values) for values in cleaned.values())
+    if total > max_sets:
+        raise SweepError(f"조합은 {max_sets:,}개까지입니다 (입력: {total:,}개).")
+    for values in product(*cleaned.values()):  # rules across parameters (e.g. short window < long window)
+        strategy_class.validate_params({**base, **dict(zip(cleaned, values, strict=True))})
+    return cleaned
+
+
 def grid_sets(strategy_key: str, grid: Mapping[str, Sequence[Any]],
               base_params: Mapping[str, Any] | None = None) -> tuple[tuple[str, ...], list[dict[str, Any]]]:
     """The grid's parameter names (sorted) and every combination's validated parameters, in
-    ``itertools.product`` order; ParameterError (Korean) for a value out of bounds."""
+    ``itertools.product`` order over ``clean_grid``; SweepError or ParameterError (Korean)."""
     strategy_class = get_strategy(strategy_key)
-    if not grid or any(len(values) == 0 for values in grid.values()):
-        raise SweepError("그리드의 각 파라미터에 값을 하나 이상 지정하세요.")
-    declared = {p.name for p in strategy_class.parameter_specs()}
-    unknown = sorted(set(grid) - declared)
-    if unknown:
-        raise SweepError(f"{strategy_class.name}에 없는 파라미터입니다: {', '.join(unknown)}")
-    names = tuple(sorted(grid))
-    total = math.prod(len(grid[name]) for name in names)
-    if total > MAX_SETS:
-        raise SweepError(f"조합은 {MAX_SETS:,}개까지입니다 (입력: {total:,}개).")
+    if isinstance(grid, Mapping):
+        declared = {p.name for p in strategy_class.parameter_specs()}
+        unknown = sorted(set(grid) - declared)
+        if unknown:
+            raise SweepError(f"{strategy_class.name}에 없는 파라미터입니다: {', '.join(unknown)}")
+    cleaned = clean_grid(strategy_key, grid, base_params)
+    names = tuple(cleaned)
     sets = [
         strategy_class.validate_params({**(base_params or {}), **dict(zip(names, values, strict=True))})
-        for values in product(*(grid[name] for name in names))
+        for values in product(*cleaned.values())
     ]
     return names, sets
 

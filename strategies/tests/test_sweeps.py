@@ -203,3 +203,13 @@ def test_api_scopes_sweeps_to_their_owner(api, other_user, demo_bars):
                          start=START, end=END)
     assert api.get(f"/api/sweeps/{other.pk}/").status_code == 404
     assert api.get(f"/api/sweeps/{other.pk}/heatmap/").status_code == 404
+
+
+def test_grid_values_are_stored_as_the_engine_reads_them(api, demo_bars):
+    """Strings and repeats from an API client are converted and dropped, so the heat map finds every cell."""
+    payload = {"strategy_key": "mean_reversion", "grid": {"window": ["10", 20, "20"], "z_threshold": ["1.5", 2]},
+               "codes": CODES, "start": str(START), "end": str(END)}
+    body = api.post("/api/sweeps/", payload, format="json").json()
+    assert body["grid"] == {"window": [10, 20], "z_threshold": [1.5, 2.0]} and len(body["results"]) == 4
+    heatmap = api.get(f"/api/sweeps/{body['id']}/heatmap/").json()
+    assert all(cell["value"] is not None for row in heatmap["rows"] for cell in row["cells"])
