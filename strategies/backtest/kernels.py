@@ -21,11 +21,16 @@ from numba import get_num_threads, njit, prange
 
 STOP_LOSS, TAKE_PROFIT, SIGNAL, WEEK_END = range(4)
 _SAFE = 2**62
+_HALF = 2**31
 
 
 @njit(cache=True, inline="always")
-def _floor_rate(amount, num, den):
-    """floor(amount × num / den) without overflow for amount, num >= 0 (``costs.floor_times_rate``)."""
+def floor_rate(amount, num, den):
+    """floor(amount × num / den) exactly for amount, num >= 0 (``costs.floor_times_rate``): one
+    division while the product fits in int64 (every realistic order: amounts below 2**31 KRW, rate
+    numerators below 2**31), else split so nothing overflows. Shared with the sweep's kernel."""
+    if amount < _HALF and num < _HALF:
+        return amount * num // den
     return (amount // den) * num + ((amount % den) * num) // den
 
 
@@ -109,15 +114,15 @@ def weekly_loop(  # noqa: PLR0913, PLR0915 - one flat kernel keeps numba fast
                         return False, equity, trades, 0, np.zeros((0, 6)), 0
                     shares = np.int64(max(np.floor(per / (price * (1.0 + c_float))), 0.0))
                     amount = shares * price
-                    fee = _floor_rate(amount, c_num, c_den)
+                    fee = floor_rate(amount, c_num, c_den)
                     while shares > 0 and amount + fee > per:  # float rounding: one share less
                         shares -= 1
                         amount = shares * price
-                        fee = _floor_rate(amount, c_num, c_den)
+                        fee = floor_rate(amount, c_num, c_den)
                     if use_cap and shares > buy_cap[e, col]:  # participation cap: fewer shares, less cost
                         shares = max(buy_cap[e, col], 0)
                         amount = shares * price
-                        fee = _floor_rate(amount, c_num, c_den)
+                        fee = floor_rate(amount, c_num, c_den)
                     if shares == 0:
                         continue
                     cash -= amount + fee
@@ -190,8 +195,8 @@ def weekly_loop(  # noqa: PLR0913, PLR0915 - one flat kernel keeps numba fast
             else:
                 reason = WEEK_END
             amount = p_shares[q] * exit_price
-            sell_fee = _floor_rate(amount, c_num, c_den)
-            tax = _floor_rate(amount, tax_num[r - first, market_of[col]], tax_den)
+            sell_fee = floor_rate(amount, c_num, c_den)
+            tax = floor_rate(amount, tax_num[r - first, market_of[col]], tax_den)
             day_cash[d] += amount - sell_fee - tax
             t = n_trades
             trades[t, 0] = col

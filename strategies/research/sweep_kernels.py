@@ -23,24 +23,16 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
+from strategies.backtest.kernels import floor_rate
+
 STOP_LOSS, TAKE_PROFIT, SIGNAL, WEEK_END = range(4)
 _SAFE = 2**62
-_HALF = 2**31
 # Columns of the per-set statistics returned by ``sweep_group``.
 STAT_NAMES = (
     "n_trades", "n_wins", "sum_win_return", "n_losses", "sum_loss_return", "total_pnl", "fees", "tax",
     "bought_value", "held_days", "stop_loss", "take_profit", "signal", "week_end",
 )
 N_STATS = len(STAT_NAMES)
-
-
-@njit(cache=True, inline="always")
-def _floor_rate(amount, num, den):
-    """floor(amount × num / den) exactly: one division while the product fits in int64 (every
-    realistic order: amounts below 2**31 KRW, rate numerators below 2**31), else split."""
-    if amount < _HALF and num < _HALF:
-        return amount * num // den
-    return (amount // den) * num + ((amount % den) * num) // den
 
 
 @njit(parallel=True, cache=True, error_model="numpy", nogil=True)
@@ -147,15 +139,15 @@ def sweep_group(  # noqa: PLR0913, PLR0915 - one flat kernel keeps numba fast
                             break
                         shares = np.int64(max(np.floor(per / (price * (1.0 + c_float))), 0.0))
                         amount = shares * price
-                        fee = _floor_rate(amount, c_num, c_den)
+                        fee = floor_rate(amount, c_num, c_den)
                         while shares > 0 and amount + fee > per:  # float rounding: one share less
                             shares -= 1
                             amount = shares * price
-                            fee = _floor_rate(amount, c_num, c_den)
+                            fee = floor_rate(amount, c_num, c_den)
                         if has_cap and shares > buy_cap[e, col]:
                             shares = buy_cap[e, col]
                             amount = shares * price
-                            fee = _floor_rate(amount, c_num, c_den)
+                            fee = floor_rate(amount, c_num, c_den)
                         if shares <= 0:
                             continue
                         cash -= amount + fee
@@ -221,7 +213,7 @@ def sweep_group(  # noqa: PLR0913, PLR0915 - one flat kernel keeps numba fast
                 col = p_col[q]
                 r = e + d
                 exit_price = sell_price[r, col]
-                if exit_price * p_shares[q] * 4 > _SAFE:
+                if float(exit_price) * p_shares[q] * 4.0 > _SAFE:  # in float: the int64 product could wrap
                     ok[s] = False
                     break
                 change = close[r, col] / p_price[q] - 1.0
@@ -234,8 +226,8 @@ def sweep_group(  # noqa: PLR0913, PLR0915 - one flat kernel keeps numba fast
                 else:
                     reason = WEEK_END
                 amount = p_shares[q] * exit_price
-                sell_fee = _floor_rate(amount, c_num, c_den)
-                tax = _floor_rate(amount, tax_num[r - first, market_of[col]], tax_den)
+                sell_fee = floor_rate(amount, c_num, c_den)
+                tax = floor_rate(amount, tax_num[r - first, market_of[col]], tax_den)
                 day_cash[d] += amount - sell_fee - tax
                 cost = p_price[q] * p_shares[q] + p_fee[q]
                 pnl = amount - sell_fee - tax - cost
