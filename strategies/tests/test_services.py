@@ -42,6 +42,20 @@ def test_backtest_command_json_has_trades_and_equity(demo_bars):
     assert payload["equity"][0][1] == 10_000_000
 
 
+def test_backtest_command_takes_the_participation_cap_and_the_weekly_universe(demo_bars):
+    def shares(*extra) -> list[int]:
+        out = io.StringIO()
+        call_command("backtest", "--codes", CODES, "--start", "2024-06-01", "--end", "2026-10-30", "--json",
+                     "--param", "z_threshold=1.5", *extra, stdout=out)
+        return [trade["shares"] for trade in json.loads(out.getvalue())["trades"]]
+
+    free, capped = shares(), shares("--participation-cap", "0.0001")
+    assert free and len(capped) == len(free) and sum(capped) < sum(free)
+    assert BacktestRun.objects.filter(participation_cap__isnull=False).count() == 1
+    shares("--top-n", "1")
+    assert BacktestRun.objects.filter(universe_top_n=1).count() == 1
+
+
 @pytest.mark.parametrize(
     ("options", "message"),
     [({"param": ["window=1"]}, "기간"), ({"codes": "999999"}, "알 수 없는 종목코드"),

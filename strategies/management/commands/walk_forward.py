@@ -7,11 +7,10 @@ from __future__ import annotations
 import json
 import unicodedata
 
-from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 
 from strategies.library.base import ParameterError
-from strategies.management.commands.backtest import _date, _rate
+from strategies.management.commands._run_options import add_run_arguments, owner_option, params_option, run_settings
 from strategies.models import WalkForwardObjective
 from strategies.selectors import format_metric
 from strategies.services import BacktestInputError
@@ -44,46 +43,21 @@ class Command(BaseCommand):
         parser.add_argument("--strategy", default="mean_reversion")
         parser.add_argument("--grid", action="append", default=[],
                             help="name=value,value,... (repeatable), e.g. --grid window=10,20,30")
-        parser.add_argument("--param", action="append", default=[],
-                            help="name=value for a parameter outside the grid (repeatable)")
-        parser.add_argument("--codes", required=True, help="comma-separated 6-digit codes")
-        parser.add_argument("--start", required=True)
-        parser.add_argument("--end", required=True)
+        add_run_arguments(parser, param_help="name=value for a parameter outside the grid (repeatable)")
         parser.add_argument("--in-sample-weeks", type=int, default=104)
         parser.add_argument("--out-of-sample-weeks", type=int, default=26)
         parser.add_argument("--anchored", action="store_true",
                             help="every in-sample window starts at the first week (default: rolling)")
         parser.add_argument("--objective", default=WalkForwardObjective.SHARPE, choices=WalkForwardObjective.values)
-        parser.add_argument("--cash", type=int, default=10_000_000)
-        parser.add_argument("--max-positions", type=int, default=10)
-        parser.add_argument("--cash-per-week", type=int, default=None)
-        parser.add_argument("--commission", help="commission rate per side, overrides the table (e.g. 0.00015)")
-        parser.add_argument("--tax", help="sell tax rate, overrides the dated table (e.g. 0.002)")
-        parser.add_argument("--slippage-ticks", type=int, default=0)
-        parser.add_argument("--user", help="store the run under this user (default: not owned)")
         parser.add_argument("--json", action="store_true", help="print the stored result as one JSON object")
 
     def handle(self, *args, **o):
-        base_params = {}
-        for item in o["param"]:
-            name, sep, value = item.partition("=")
-            if not sep:
-                raise CommandError(f"--param takes name=value, got {item!r}")
-            base_params[name.strip()] = value.strip()
-        owner = None
-        if o["user"]:
-            owner = get_user_model().objects.filter(username=o["user"]).first()
-            if owner is None:
-                raise CommandError(f"no user {o['user']!r}")
+        owner = owner_option(o["user"])
         try:
             run = create_walk_forward(
-                owner, strategy_key=o["strategy"], grid=_grid(o["grid"]), base_params=base_params,
+                owner, strategy_key=o["strategy"], grid=_grid(o["grid"]), base_params=params_option(o["param"]),
                 in_sample_weeks=o["in_sample_weeks"], out_of_sample_weeks=o["out_of_sample_weeks"],
-                anchored=o["anchored"], objective=o["objective"], codes=o["codes"].split(","),
-                start=_date(o["start"]), end=_date(o["end"]), initial_cash=o["cash"],
-                max_positions=o["max_positions"], cash_per_week=o["cash_per_week"],
-                commission=_rate(o["commission"], "commission"), tax=_rate(o["tax"], "tax"),
-                slippage_ticks=o["slippage_ticks"],
+                anchored=o["anchored"], objective=o["objective"], **run_settings(o),
             )
             execute_walk_forward(run)
         except (ParameterError, BacktestInputError, ValueError) as error:
