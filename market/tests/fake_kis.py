@@ -210,7 +210,43 @@ def _oauth_error(code: str, description: str, status: int = 403) -> Reply:
     return Reply(status, _json({"error_description": description, "error_code": code}))
 
 
-class FakeKisServer:
+class _LocalHost:
+    """Serving on 127.0.0.1 in a thread (the single-account server and the fleet): start, stop, `with`."""
+
+    _httpd: ThreadingHTTPServer | None
+    _thread: threading.Thread | None
+    _stopping: threading.Event
+
+    def _serve(self, httpd: ThreadingHTTPServer, name: str, poll_interval: float):
+        httpd.fake = self  # type: ignore[attr-defined]
+        self._httpd = httpd
+        self._thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": poll_interval},
+                                        name=name, daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stopping.set()
+        if self._httpd is not None:
+            self._httpd.shutdown()
+            self._httpd.server_close()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+    @property
+    def base_url(self) -> str:
+        assert self._httpd is not None, "server not started"
+        host, port = self._httpd.server_address[:2]
+        return f"http://{host}:{port}"
+
+
+class FakeKisServer(_LocalHost):
     """One KIS host (``mode`` "real" or "paper") with one account. Start with ``start()`` or as a context."""
 
     def __init__(
@@ -284,32 +320,7 @@ class FakeKisServer:
     def start(self) -> FakeKisServer:
         httpd = ThreadingHTTPServer(("127.0.0.1", self.port), _Handler)
         httpd.daemon_threads = True
-        httpd.fake = self  # type: ignore[attr-defined]
-        self._httpd = httpd
-        self._thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.01},
-                                        name="fake-kis", daemon=True)
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._stopping.set()
-        if self._httpd is not None:
-            self._httpd.shutdown()
-            self._httpd.server_close()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-
-    def __enter__(self) -> FakeKisServer:
-        return self.start()
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.stop()
-
-    @property
-    def base_url(self) -> str:
-        assert self._httpd is not None, "server not started"
-        host, port = self._httpd.server_address[:2]
-        return f"http://{host}:{port}"
+        return self._serve(httpd, "fake-kis", poll_interval=0.01)
 
     # ------------------------------------------------------------------------------------ test controls
     def add_fault(self, path: str, kind: str, times: int | None = 1, delay: float = 0.0,
@@ -1036,7 +1047,7 @@ class _FleetHTTPServer(ThreadingHTTPServer):
     request_queue_size = 1024
 
 
-class FakeKisFleet:
+class FakeKisFleet(_LocalHost):
     """Many customers' KIS accounts behind one host, as KIS serves every app key from the same address:
     one ``FakeKisServer`` per app key (its own token and one-per-minute issuance, its own per-second
     limit answering EGW00201, its own cash, holdings and daily orders), chosen by the request's app key
@@ -1086,33 +1097,7 @@ class FakeKisFleet:
 
     # lifecycle
     def start(self) -> FakeKisFleet:
-        httpd = _FleetHTTPServer(("127.0.0.1", self.port), _Handler)
-        httpd.fake = self  # type: ignore[attr-defined]
-        self._httpd = httpd
-        self._thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05},
-                                        name="fake-kis-fleet", daemon=True)
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._stopping.set()
-        if self._httpd is not None:
-            self._httpd.shutdown()
-            self._httpd.server_close()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-
-    def __enter__(self) -> FakeKisFleet:
-        return self.start()
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.stop()
-
-    @property
-    def base_url(self) -> str:
-        assert self._httpd is not None, "server not started"
-        host, port = self._httpd.server_address[:2]
-        return f"http://{host}:{port}"
+        return self._serve(_FleetHTTPServer(("127.0.0.1", self.port), _Handler), "fake-kis-fleet", poll_interval=0.05)
 
     # serving
     def handle(self, method: str, raw_path: str, headers: dict[str, str], raw_body: bytes) -> Reply:
