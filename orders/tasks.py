@@ -14,6 +14,7 @@ from orders import common, controls, drift, fanout, reconciliation, weekly
 from orders.models import Job, WeeklyDrift
 
 logger = logging.getLogger(__name__)
+RECONCILE_EVERY = dt.timedelta(minutes=5)  # the sweep's interval (orders.schedules)
 
 
 def _send_account_job(job: str, account_id: int, config_ids: list[int], trading_date: str,
@@ -50,8 +51,11 @@ def reconcile() -> dict:
     runs, and start the weekly jobs that are due and have not run (a lost trigger costs one interval)."""
     manual = reconciliation.close_interrupted_manual_orders()  # an unknown one is reconciled by its account's task
     accounts = reconciliation.accounts_to_reconcile()
+    # A task still queued when the next sweep comes is dropped (`expires`): the next sweep's task for the
+    # same account does the same work, so a backlog never piles up behind a slow broker.
     for account_id in accounts:
-        reconcile_account.apply_async((account_id,), queue=fanout.TRADING_QUEUE)
+        reconcile_account.apply_async((account_id,), queue=fanout.TRADING_QUEUE,
+                                     expires=RECONCILE_EVERY.total_seconds())
     resumed = weekly.resume_interrupted_runs()
     started = weekly.run_due_jobs()
     return {"accounts": len(accounts), "resumed": [run.pk for run in resumed], "started": [run.pk for run in started],

@@ -114,3 +114,14 @@ def test_the_dashboard_shows_the_last_entrys_fanout_for_the_users_own_accounts(c
         page = client.get("/").content.decode()
     assert 'id="fanout"' in page and first.name in page
     assert f"<td>{second.name}</td>" not in page  # another user's account is not listed
+
+
+def test_the_reconciliation_sweep_sends_one_expiring_task_per_account(accounts, monkeypatch):
+    first, second, _configs = accounts
+    sent = []
+    monkeypatch.setattr(tasks.reconcile_account, "apply_async", lambda args, **options: sent.append((args, options)))
+    with time_machine.travel(at(MONDAY, 10, 0), tick=False):
+        summary = tasks.reconcile()
+    assert summary["accounts"] == 2
+    assert [args for args, _ in sent] == [(first.pk,), (second.pk,)]
+    assert all(o["queue"] == "trading" and o["expires"] == 300 for _, o in sent)
