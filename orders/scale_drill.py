@@ -25,7 +25,9 @@ The processes (all ``manage.py scale_drill --child …`` on the scratch database
 
 The fake KIS host (``market.tests.fake_kis.FakeKisFleet``) runs in the drill's own process: one KIS
 customer per app key with KIS's per-key limit (20 requests/s on the real host, EGW00201 beyond), one
-token issuance per key per minute (EGW00133), 30–80 ms per call, orders filled at once.
+token issuance per key per minute (EGW00133), 30–80 ms per call, orders filled at once. The host and
+the drill's own timing read the real clock (``real_time``), as the children do, even when the drill
+runs inside a test process whose clock is pinned (TEST_NOW).
 
 The clock. Every child runs on ``SLOT`` (09:05 of a regular Monday, the week's first trading day;
 time-machine, ticking) with the same offset from the real clock, so the KIS pacer's wall clock in
@@ -366,7 +368,9 @@ def _run_child(args: list[str], env: dict[str, str], log: Path, prefix: str, tim
 
 def _wait_for_orders(fleet, expected: int, out: Callable[[str], object]) -> None:
     """Until the host has `expected` orders, or nothing reached it for IDLE_SECONDS, or PHASE_TIMEOUT."""
-    started, began = time.monotonic(), time.time()
+    from market.tests.fake_kis import real_time
+
+    started, began = time.monotonic(), real_time()
     reported = 0.0
     while time.monotonic() - started < PHASE_TIMEOUT:
         accepted = sum(len(account.accepted_orders) for account in fleet.accounts.values())
@@ -374,7 +378,7 @@ def _wait_for_orders(fleet, expected: int, out: Callable[[str], object]) -> None
             return
         # Before the first request the workers may still be importing: three times the patience.
         last, idle = (fleet.events[-1].received, IDLE_SECONDS) if fleet.events else (began, 3 * IDLE_SECONDS)
-        if time.time() - last > idle:
+        if real_time() - last > idle:
             out(f"  no request for {idle:.0f} s with {accepted}/{expected} orders at the host")
             return
         if time.monotonic() - reported > 15:
@@ -419,7 +423,7 @@ def run_drill(accounts: int = DEFAULT_ACCOUNTS, orders_per_account: int = DEFAUL
     import redis
     from celery import Celery
 
-    from market.tests.fake_kis import FakeKisFleet, Stock
+    from market.tests.fake_kis import FakeKisFleet, Stock, real_time
 
     if accounts < 1 or workers < 1 or concurrency < 1:
         raise DrillError("accounts, workers and concurrency must be at least 1")
@@ -441,7 +445,7 @@ def run_drill(accounts: int = DEFAULT_ACCOUNTS, orders_per_account: int = DEFAUL
         out(f"scale drill: {accounts} accounts × {orders_per_account} orders, {workers} workers "
             f"(--pool {pool} --concurrency {concurrency}), database {summary.database}, Redis {summary.redis}; "
             f"load average {summary.machine['before']['load_average']}")
-        fleet = FakeKisFleet(mode="real", latency=LATENCY, today=SLOT.date()).start()
+        fleet = FakeKisFleet(mode="real", latency=LATENCY, today=SLOT.date(), wall_clock=real_time).start()
         env = child_env(url, drill_redis, fleet.base_url)
         children: list[Child] = []
         try:
@@ -456,7 +460,7 @@ def run_drill(accounts: int = DEFAULT_ACCOUNTS, orders_per_account: int = DEFAUL
                 fleet.add_account(*credentials(index), cash=cash)
 
             # Phase 1: the fan-out over real workers.
-            slot_real = time.time() + WORKER_LEAD + 3 * workers
+            slot_real = real_time() + WORKER_LEAD + 3 * workers
             offset = SLOT.timestamp() - slot_real
             _set_broker_clock(fleet, offset)
             clock = f"{SLOT.isoformat()}@{slot_real}"
@@ -470,9 +474,9 @@ def run_drill(accounts: int = DEFAULT_ACCOUNTS, orders_per_account: int = DEFAUL
             for child in workers_only:
                 _wait_child(child, "ready", START_TIMEOUT)
             _wait_child(watcher, "watching", START_TIMEOUT)
-            if time.time() < slot_real:
-                time.sleep(slot_real - time.time())
-            fired = time.time()
+            if real_time() < slot_real:
+                time.sleep(slot_real - real_time())
+            fired = real_time()
             summary.clock_at_fire = (SLOT + dt.timedelta(seconds=fired - slot_real)).isoformat(timespec="seconds")
             out(f"{workers} workers ready; orders.weekly_entry sent at {summary.clock_at_fire} (the pinned clock)")
             Celery("scale-drill", broker=drill_redis).send_task("orders.weekly_entry", queue=TRADING_QUEUE)

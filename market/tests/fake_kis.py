@@ -41,6 +41,7 @@ import threading
 import time
 import uuid
 from collections import Counter, deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import ROUND_HALF_UP, Decimal
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -210,12 +211,29 @@ def _oauth_error(code: str, description: str, status: int = 403) -> Reply:
     return Reply(status, _json({"error_description": description, "error_code": code}))
 
 
+def real_time() -> float:
+    """The real wall clock, also in a process whose clock time-machine moved (a suite run with TEST_NOW):
+    for a host whose clients are child processes, which run on the real clock."""
+    try:
+        from time_machine import escape_hatch
+    except ImportError:  # time-machine is a test dependency; without it no clock is moved
+        return time.time()
+    return escape_hatch.time.time()
+
+
 class _LocalHost:
-    """Serving on 127.0.0.1 in a thread (the single-account server and the fleet): start, stop, `with`."""
+    """Serving on 127.0.0.1 in a thread (the single-account server and the fleet): start, stop, `with`.
+    ``wall_clock`` (seconds since the epoch) is the host's clock: this process's by default (a test that
+    pins its clock pins the broker's), ``real_time`` for a host that child processes call."""
 
     _httpd: ThreadingHTTPServer | None
     _thread: threading.Thread | None
     _stopping: threading.Event
+    wall_clock: Callable[[], float] = staticmethod(lambda: time.time())
+
+    def now(self) -> dt.datetime:
+        """The host's clock, in Seoul."""
+        return dt.datetime.fromtimestamp(self.wall_clock(), SEOUL)
 
     def _serve(self, httpd: ThreadingHTTPServer, name: str, poll_interval: float):
         httpd.fake = self  # type: ignore[attr-defined]
@@ -271,7 +289,7 @@ class FakeKisServer(_LocalHost):
         self.rate_limit_per_second: int | None = (
             (20 if mode == "real" else 2) if rate_limit_per_second == "kis" else rate_limit_per_second  # type: ignore[assignment]
         )
-        self.today = today or dt.datetime.now(SEOUL).date()
+        self.today = today or self.now().date()
         self.token_min_interval = 60.0  # seconds between issuances per app key (EGW00133)
         self.token_delay = 0.0  # seconds tokenP takes, to make concurrent callers overlap
         self.balance_page_size = 50 if mode == "real" else 20
@@ -372,7 +390,7 @@ class FakeKisServer(_LocalHost):
     def register_token(self, token: str, expires_at: dt.datetime, app_key: str = FAKE_APP_KEY) -> None:
         """Make the fake accept a token issued 'earlier' (for tests that pre-fill a token store)."""
         with self._lock:
-            self.tokens[token] = TokenState(app_key, expires_at, dt.datetime.now(SEOUL) - dt.timedelta(hours=7))
+            self.tokens[token] = TokenState(app_key, expires_at, self.now() - dt.timedelta(hours=7))
 
     def set_holdings(self, holdings: dict[str, tuple[int, int]]) -> None:
         """``{code: (quantity, average_price)}``; unknown codes become new stocks."""
@@ -398,7 +416,7 @@ class FakeKisServer(_LocalHost):
 
     def broker_now(self) -> dt.datetime:
         """The broker's clock: ours plus ``clock_offset``."""
-        return dt.datetime.now(SEOUL) + self.clock_offset
+        return self.now() + self.clock_offset
 
     def place_external_order(self, code: str, side: str, quantity: int, *, price: int = 0,
                              at: dt.datetime | None = None, filled: bool | None = None) -> str:
@@ -527,7 +545,7 @@ class FakeKisServer(_LocalHost):
             now_mono = time.monotonic()
             if now_mono - app.last_issue < self.token_min_interval:
                 return _oauth_error("EGW00133", "접근토큰 발급 잠시 후 다시 시도하세요(1분당 1회)")
-            now = dt.datetime.now(SEOUL).replace(microsecond=0)
+            now = self.now().replace(microsecond=0)
             current = self.tokens.get(app.current_token or "")
             if current and current.status == "valid" and now - current.issued_at < dt.timedelta(hours=6):
                 token, state = app.current_token, current  # same token within 6 h (§2.1)
@@ -604,7 +622,7 @@ class FakeKisServer(_LocalHost):
             state = self.tokens.get(authorization[len("Bearer "):])
             if state is None or state.status == "invalid" or state.app_key != app_key:
                 return _error(500, "EGW00121", "유효하지 않은 token 입니다.")
-            if state.status == "expired" or state.expires_at <= dt.datetime.now(SEOUL):
+            if state.status == "expired" or state.expires_at <= self.now():
                 return _error(500, "EGW00123", "기간이 만료된 token 입니다.")
         if headers.get("custtype") != "P":
             return _error(500, "FAKE0400", "fake: custtype header must be P")
@@ -1030,7 +1048,7 @@ RATE_LIMITED, TOKEN_THROTTLED, OK, REFUSED = "rate_limited", "token_throttled", 
 @dataclass
 class FleetEvent:
     """One request the fleet answered: whose, what (a digest of method, path with query, tr_id and body:
-    a retry of the same request has the same digest), the outcome, and when (time.time())."""
+    a retry of the same request has the same digest), the outcome, and when (the fleet's ``wall_clock``)."""
 
     app_key: str
     method: str
@@ -1056,11 +1074,14 @@ class FakeKisFleet(_LocalHost):
     drills (``orders.scale_drill``); the single-account ``FakeKisServer`` is unchanged."""
 
     def __init__(self, mode: str = "real", latency: tuple[float, float] | None = (0.03, 0.08),
-                 today: dt.date | None = None, port: int = 0, seed: int = 0) -> None:
+                 today: dt.date | None = None, port: int = 0, seed: int = 0,
+                 wall_clock: Callable[[], float] | None = None) -> None:
         if mode not in ("real", "paper"):
             raise ValueError("mode must be real or paper")
         self.mode, self.latency, self.port = mode, latency, port
-        self.today = today or dt.datetime.now(SEOUL).date()
+        if wall_clock is not None:
+            self.wall_clock = wall_clock
+        self.today = today or self.now().date()
         self.clock_offset = dt.timedelta(0)
         self.stocks: dict[str, Stock] = {}
         self.accounts: dict[str, FakeKisServer] = {}
@@ -1077,6 +1098,7 @@ class FakeKisFleet(_LocalHost):
         """A customer with its own app key; trades the fleet's ``stocks`` (shared, read-only)."""
         account = FakeKisServer(mode=self.mode, app_key=app_key, app_secret=app_secret, account_no=account_no,
                                 product_code=product_code, today=self.today)
+        account.wall_clock = self.wall_clock
         if self.stocks:
             account.stocks = self.stocks
         account.cash = self._cash[app_key] = cash
@@ -1101,7 +1123,7 @@ class FakeKisFleet(_LocalHost):
 
     # serving
     def handle(self, method: str, raw_path: str, headers: dict[str, str], raw_body: bytes) -> Reply:
-        received = time.time()
+        received = self.wall_clock()
         app_key = headers.get("appkey", "")
         path = urlsplit(raw_path).path
         if not app_key and path in (TOKEN_PATH, REVOKE_PATH, APPROVAL_PATH):
@@ -1131,7 +1153,7 @@ class FakeKisFleet(_LocalHost):
         digest = hashlib.sha256(b"\0".join((method.encode(), raw_path.encode(), headers.get("tr_id", "").encode(),
                                              raw_body))).hexdigest()[:16]
         with self._events_lock:
-            self.events.append(FleetEvent(app_key, method, path, digest, outcome, received, time.time()))
+            self.events.append(FleetEvent(app_key, method, path, digest, outcome, received, self.wall_clock()))
         return reply
 
     # what happened
