@@ -1,4 +1,5 @@
-"""allauth hooks: failed-login limits keyed on the account and the client address together."""
+"""allauth hooks: failed-login limits keyed on the account and the client address together; the second
+factor's secrets encrypted at rest and kept while real money is on."""
 
 from __future__ import annotations
 
@@ -7,7 +8,11 @@ import ipaddress
 from allauth import app_settings as allauth_settings
 from allauth.account.adapter import DefaultAccountAdapter
 from allauth.account.utils import filter_users_by_email, filter_users_by_username
+from allauth.mfa.adapter import DefaultMFAAdapter
 from django.contrib.sites.shortcuts import get_current_site
+from django.utils.translation import gettext_lazy as _
+
+from . import crypto
 
 
 class AccountAdapter(DefaultAccountAdapter):
@@ -49,3 +54,43 @@ def account_key(login: str) -> str:
     if len({user.pk for user in users}) == 1:
         return f"user:{users[0].pk}"
     return f"login:{login.lower()}"
+
+
+class MFAAdapter(DefaultMFAAdapter):
+    """allauth.mfa hooks: TOTP secrets and recovery-code seeds encrypted at rest with the broker keys'
+    keys (FIELD_ENCRYPTION_KEYS), and no turning the second factor off while real money is on."""
+
+    error_messages = {
+        **DefaultMFAAdapter.error_messages,
+        "cannot_delete_authenticator": _(
+            "Real-money trading is on for one of your broker accounts: switch it off first, then turn off "
+            "the second factor."
+        ),
+    }
+
+    def encrypt(self, text: str) -> str:
+        return crypto.encrypt(text)
+
+    def decrypt(self, encrypted_text: str) -> str:
+        return crypto.decrypt(encrypted_text)
+
+    def can_delete_authenticator(self, authenticator) -> bool:
+        return not leaves_real_money_without_second_factor(authenticator)
+
+
+def leaves_real_money_without_second_factor(authenticator) -> bool:
+    """Removing `authenticator` would leave a user whose real-money trading is on without a second
+    factor (recovery codes alone are none)."""
+    from allauth.mfa.models import Authenticator
+
+    from .models import BrokerAccount, BrokerMode
+
+    second_factors = (Authenticator.Type.TOTP, Authenticator.Type.WEBAUTHN)
+    if authenticator.type not in second_factors:
+        return False
+    others = Authenticator.objects.filter(user_id=authenticator.user_id, type__in=second_factors).exclude(
+        pk=authenticator.pk)
+    if others.exists():
+        return False
+    return BrokerAccount.objects.filter(owner_id=authenticator.user_id, mode=BrokerMode.REAL,
+                                        live_trading_confirmed_at__isnull=False).exists()

@@ -7,3 +7,9 @@ class AccountsConfig(AppConfig):
     name = "accounts"
     # Not "Accounts": allauth's e-mail addresses section is called that (계정) too.
     verbose_name = _("Users and broker accounts")
+
+    def ready(self) -> None:
+        # The audit trail's receivers: logins, the second factor, schedule edits (accounts.signals).
+        from . import signals
+
+        signals.connect()

@@ -5,7 +5,9 @@ from django.contrib.auth.models import AbstractUser
 from django.core.exceptions import ValidationError
 from django.core.validators import RegexValidator
 from django.db import models
+from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import pgettext_lazy
 
 from .fields import EncryptedTextField
 from .masking import mask_account_number, mask_app_key, mask_secret
@@ -98,3 +100,96 @@ class BrokerAccount(models.Model):
             errors = {name: _("Required for a KIS account.") for name, value in missing.items() if not value}
             if errors:
                 raise ValidationError(errors)
+
+
+class SecurityEventKind(models.TextChoices):
+    LOGIN_SUCCEEDED = "login_succeeded", pgettext_lazy("audit", "Logged in")
+    LOGIN_FAILED = "login_failed", pgettext_lazy("audit", "Failed login")
+    NEW_DEVICE = "new_device", pgettext_lazy("audit", "Login from a new device")
+    MFA_ADDED = "mfa_added", pgettext_lazy("audit", "Second factor added")
+    MFA_REMOVED = "mfa_removed", pgettext_lazy("audit", "Second factor removed")
+    RECOVERY_CODES_GENERATED = "recovery_codes_generated", pgettext_lazy("audit", "Recovery codes generated")
+    RECOVERY_CODE_USED = "recovery_code_used", pgettext_lazy("audit", "Recovery code used")
+    STEP_UP = "step_up", pgettext_lazy("audit", "Second factor confirmed for a sensitive action")
+    REAL_MONEY_ON = "real_money_on", pgettext_lazy("audit", "Real-money trading switched on")
+    REAL_MONEY_OFF = "real_money_off", pgettext_lazy("audit", "Real-money trading switched off")
+    BROKER_ACCOUNT_ADDED = "broker_account_added", pgettext_lazy("audit", "Broker account added")
+    BROKER_KEYS_CHANGED = "broker_keys_changed", pgettext_lazy("audit", "Broker keys changed")
+    BROKER_ACCOUNT_REMOVED = "broker_account_removed", pgettext_lazy("audit", "Broker account removed")
+    KILL_SWITCH_ON = "kill_switch_on", pgettext_lazy("audit", "Trading halted (kill switch)")
+    KILL_SWITCH_OFF = "kill_switch_off", pgettext_lazy("audit", "Trading resumed (kill switch off)")
+    MANUAL_ORDER = "manual_order", pgettext_lazy("audit", "Manual order")
+    SCHEDULE_CHANGED = "schedule_changed", pgettext_lazy("audit", "Schedule changed")
+
+
+class SecurityEventIsAppendOnly(Exception):
+    """A security event is written once: never changed, never deleted."""
+
+
+class SecurityEventQuerySet(models.QuerySet):
+    """Bulk changes are refused too. (Deleting a user or a broker account still clears the link through
+    Django's base manager: the row stays, with the stored username and account label.)"""
+
+    def update(self, **kwargs):
+        raise SecurityEventIsAppendOnly("security events are append-only")
+
+    def delete(self):
+        raise SecurityEventIsAppendOnly("security events are append-only")
+
+    def bulk_update(self, objs, fields, batch_size=None):
+        raise SecurityEventIsAppendOnly("security events are append-only")
+
+
+class SecurityEvent(models.Model):
+    """The audit trail: one row per security- or money-relevant action (accounts.audit.record_event),
+    written in the action's own transaction and never changed. No secrets: keys and account numbers
+    only masked."""
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True,
+        related_name="security_events", verbose_name=_("user"),
+    )
+    # Kept when the user is deleted; for a failed login naming no account, the login that was typed.
+    username = models.CharField(_("username"), max_length=150, blank=True, default="")
+    kind = models.CharField(pgettext_lazy("audit", "event"), max_length=32, choices=SecurityEventKind.choices)
+    created_at = models.DateTimeField(pgettext_lazy("audit", "time"), default=timezone.now, db_index=True)
+    ip_address = models.GenericIPAddressField(pgettext_lazy("audit", "client address"), null=True, blank=True)
+    user_agent = models.CharField(pgettext_lazy("audit", "user agent"), max_length=300, blank=True, default="")
+    # A login's device (accounts.audit.device_key: browser, system and network), to spot new ones.
+    device = models.CharField(pgettext_lazy("audit", "device"), max_length=40, blank=True, default="")
+    broker_account = models.ForeignKey(
+        BrokerAccount, on_delete=models.SET_NULL, null=True, blank=True, related_name="+",
+        verbose_name=_("broker account"),
+    )
+    broker_account_label = models.CharField(_("broker account"), max_length=120, blank=True, default="")
+    # Who did it when not the user themselves (staff in the admin).
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+",
+        verbose_name=pgettext_lazy("audit", "done by"),
+    )
+    actor_username = models.CharField(pgettext_lazy("audit", "done by"), max_length=150, blank=True, default="")
+    detail = models.JSONField(pgettext_lazy("audit", "detail"), default=dict, blank=True)
+
+    objects = SecurityEventQuerySet.as_manager()
+
+    class Meta:
+        verbose_name = pgettext_lazy("audit", "security event")
+        verbose_name_plural = pgettext_lazy("audit", "security events")
+        ordering = ["-created_at", "-pk"]
+        default_permissions = ("view",)
+        indexes = [
+            models.Index(fields=["user", "-created_at"], name="security_event_user_time"),
+            models.Index(fields=["user", "kind", "device"], name="security_event_device"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} · {self.username or '-'} · {self.created_at:%Y-%m-%d %H:%M}"
+
+    def save(self, *args, **kwargs):
+        if not self._state.adding or self.pk is not None:
+            raise SecurityEventIsAppendOnly("a security event is never changed")
+        kwargs["force_insert"] = True
+        super().save(*args, **kwargs)
+
+    def delete(self, *args, **kwargs):
+        raise SecurityEventIsAppendOnly("a security event is never deleted")

@@ -97,3 +97,26 @@ class LoginLimitedTokenObtainPairSerializer(TokenObtainPairSerializer):
         if jwt_settings.UPDATE_LAST_LOGIN:
             update_last_login(None, self.user)
         return data
+
+
+class StepUpRequestSerializer(JsonTypesMixin, serializers.Serializer):
+    code = serializers.CharField(max_length=64, help_text="a 6-digit code of your authenticator app, or a recovery code")
+
+
+class StepUpResponseSerializer(serializers.Serializer):
+    access = serializers.CharField(help_text="an access token that proves the step-up; use it for the sensitive call")
+    step_up_expires_at = serializers.DateTimeField(help_text="until when the step-up counts (STEP_UP_SECONDS)")
+    method = serializers.CharField(help_text="totp or recovery_codes")
+
+
+class StepUpRequiredSerializer(serializers.Serializer):
+    """403 `step_up_required`: the action needs a second factor used within STEP_UP_SECONDS (every field);
+    other 403s of the same operation carry the `detail` only."""
+
+    detail = serializers.CharField(help_text="what to do, in Korean")
+    code = serializers.CharField(required=False, help_text="step_up_required")
+    action = serializers.CharField(required=False, help_text="real_money_on, broker_keys, lift_kill_switch or real_order")
+    has_second_factor = serializers.BooleanField(required=False, help_text="false: set one up first (setup_url)")
+    step_up_seconds = serializers.IntegerField(required=False)
+    step_up_url = serializers.CharField(required=False, help_text="POST a TOTP or recovery code here for a stepped-up token")
+    setup_url = serializers.CharField(required=False)

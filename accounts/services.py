@@ -12,8 +12,9 @@ from django.db import transaction
 from django.db.models import ProtectedError
 from django.utils import timezone
 
+from . import audit
 from .crypto import rotate
-from .models import BrokerAccount, BrokerMode
+from .models import BrokerAccount, BrokerMode, SecurityEventKind
 
 logger = logging.getLogger(__name__)
 
@@ -29,14 +30,20 @@ def authenticate_login(request, *, login: str, password: str):
     login form does: through allauth's adapter, so the same failed-login limits
     (ACCOUNT_RATE_LIMITS["login_failed"], per account and client address and per address) count and
     refuse. Returns the user (possibly inactive: the caller decides) or None; raises LoginLimited
-    with allauth's (translated) message while the limits refuse, before the password is checked."""
+    with allauth's (translated) message while the limits refuse, before the password is checked.
+
+    The audit trail: a wrong password is recorded by the `user_login_failed` receiver
+    (accounts.signals), a right one for an active user here (`login_succeeded`, and `new_device`)."""
     request = getattr(request, "_request", request)  # a DRF Request wraps Django's
     try:
-        return get_adapter(request).authenticate(request, username=login, password=password)
+        user = get_adapter(request).authenticate(request, username=login, password=password)
     except ValidationError as error:
         if error.code == "too_many_login_attempts":
             raise LoginLimited(error.messages[0]) from error
         raise
+    if user is not None and user.is_active:
+        audit.record_login(user, request=request, detail={"methods": ["password"], "via": "api"})
+    return user
 
 
 def apply_broker_account_changes(account: BrokerAccount, changes: dict) -> BrokerAccount:
@@ -58,9 +65,16 @@ def apply_broker_account_changes(account: BrokerAccount, changes: dict) -> Broke
     return account
 
 
+AUDITED_KEY_FIELDS = (*SECRET_FIELDS, "product_code")
+
+
 @transaction.atomic
 def save_broker_account(account: BrokerAccount, **changes) -> BrokerAccount:
-    """Create or update an account after validating it (raises django's ValidationError)."""
+    """Create or update an account after validating it (raises django's ValidationError). The audit
+    trail records, in this transaction: an account added, its keys (app key, app secret, account number,
+    product code) changed, real-money trading switched on or off."""
+    stored = (BrokerAccount.objects.filter(pk=account.pk).values(*AUDITED_KEY_FIELDS).first()
+              if account.pk else None)
     apply_broker_account_changes(account, changes)
     if not BrokerAccount.objects.filter(owner_id=account.owner_id).exclude(pk=account.pk).exists():
         account.is_default = True  # a user's first account is their default
@@ -69,11 +83,23 @@ def save_broker_account(account: BrokerAccount, **changes) -> BrokerAccount:
     ).exists()
     account.full_clean()
     account.save()
+    if stored is None:
+        audit.record_event(SecurityEventKind.BROKER_ACCOUNT_ADDED, user=account.owner, broker_account=account,
+                           detail=_masked_keys(account))
+    else:
+        changed = [name for name in AUDITED_KEY_FIELDS if (stored[name] or "") != (getattr(account, name) or "")]
+        if changed:
+            audit.record_event(SecurityEventKind.BROKER_KEYS_CHANGED, user=account.owner, broker_account=account,
+                               detail={"changed": changed, **_masked_keys(account)})
     if account.live_trading_allowed != was_live:
         # An audit line for every switch of real-money trading, on or off.
         logger.warning(
             "real trading %s for broker account %s (user %s)",
             "ENABLED" if account.live_trading_allowed else "disabled", account.pk, account.owner_id,
+        )
+        audit.record_event(
+            SecurityEventKind.REAL_MONEY_ON if account.live_trading_allowed else SecurityEventKind.REAL_MONEY_OFF,
+            user=account.owner, broker_account=account, detail={"mode": account.mode},
         )
     if account.is_default:
         BrokerAccount.objects.filter(owner_id=account.owner_id, is_default=True).exclude(pk=account.pk).update(
@@ -81,6 +107,16 @@ def save_broker_account(account: BrokerAccount, **changes) -> BrokerAccount:
         )
     logger.info("broker account %s saved for user %s (mode %s)", account.pk, account.owner_id, account.mode)
     return account
+
+
+def _masked_keys(account: BrokerAccount) -> dict:
+    """What an event may say about an account's keys: masked, the secret only whether there is one."""
+    return {
+        "mode": account.mode,
+        "app_key": account.masked_app_key,
+        "app_secret": bool(account.app_secret),
+        "account_number": account.masked_account_number,
+    }
 
 
 def create_broker_account(owner, **fields) -> BrokerAccount:
@@ -103,11 +139,15 @@ def delete_broker_account(account: BrokerAccount) -> None:
     """Delete an account nothing refers to; one with orders on record or strategy configs trading
     through it raises BrokerAccountInUse and stays as it was."""
     owner_id, was_default = account.owner_id, account.is_default
+    account_id, was_live = account.pk, account.live_trading_allowed
     try:
         with transaction.atomic():
             account.delete()
     except ProtectedError as error:
         raise BrokerAccountInUse(account) from error
+    # The row is gone: the event keeps the account's masked label and its id.
+    audit.record_event(SecurityEventKind.BROKER_ACCOUNT_REMOVED, user=account.owner, broker_account=account,
+                       detail={"account": account_id, "mode": account.mode, "real_money_was_on": was_live})
     if was_default:
         successor = BrokerAccount.objects.filter(owner_id=owner_id).order_by("pk").first()
         if successor:

@@ -9,4 +9,6 @@ urlpatterns = [
     path("broker-accounts/new/", views.broker_account_create, name="broker_account_create"),
     path("broker-accounts/<int:pk>/", views.broker_account_edit, name="broker_account_edit"),
     path("broker-accounts/<int:pk>/delete/", views.broker_account_delete, name="broker_account_delete"),
+    path("security/", views.security_activity, name="security_activity"),
+    path("security/export.csv", views.security_activity_export, name="security_activity_export"),
 ]

@@ -5,6 +5,8 @@ from django.template.response import TemplateResponse
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
+from accounts.step_up import SensitiveAction, require_step_up
+
 from . import controls, weekly
 from .models import BrokerFillNotice, Fill, Order, TradeLog, TradingAlert, TradingControl, WeeklyDrift, WeeklyRun
 
@@ -104,6 +106,7 @@ class TradingControlAdmin(admin.ModelAdmin):
 
     @admin.action(description=_("Resume trading for the selected scopes"), permissions=["change"])
     def resume_selected(self, request, queryset):
+        require_step_up(request, SensitiveAction.LIFT_KILL_SWITCH)  # → the second factor, then the action again
         for control in queryset:
             controls.resume_trading(account=control.account, user=request.user)
         self.message_user(request, gettext("Trading resumed for %(count)d scope(s).") % {"count": len(queryset)})

@@ -16,6 +16,9 @@ from rest_framework.exceptions import NotFound, ParseError, PermissionDenied
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from accounts.models import BrokerMode
+from accounts.serializers import StepUpRequiredSerializer
+from accounts.step_up import SensitiveAction, require_step_up
 from trading_site.api import ErrorSerializer, ValidationErrorSerializer
 
 from . import controls, manual, selectors
@@ -114,6 +117,8 @@ class TradeView(APIView):
                                                                         "off-tick price; nothing is stored"),
             404: OpenApiResponse(ValidationErrorSerializer, description="the account is not one of yours"),
             409: OpenApiResponse(ValidationErrorSerializer, description="you have no broker account"),
+            403: OpenApiResponse(StepUpRequiredSerializer, description="step_up_required: an order on a real-money "
+                                 "account needs a second factor used within STEP_UP_SECONDS (POST /api/auth/step-up/)"),
             422: OpenApiResponse(ValidationErrorSerializer, description="Idempotency-Key reused for a different order"),
             504: OpenApiResponse(ErrorSerializer, description="the broker did not answer in time; the order is "
                                                               "stored and checked against the broker's orders"),
@@ -131,8 +136,11 @@ class TradeView(APIView):
             return Response({"detail": first, **errors}, status=status.HTTP_400_BAD_REQUEST)
         data = form.validated_data
         try:
+            account = manual.manual_account(request.user, data.get("account"))
+            if account.mode == BrokerMode.REAL:  # real money: a second factor within the last minutes
+                require_step_up(request, SensitiveAction.REAL_ORDER)
             order = manual.place_manual_order(
-                request.user, data.get("account"), symbol, side=data["side"], quantity=data["quantity"],
+                request.user, account, symbol, side=data["side"], quantity=data["quantity"],
                 price=data.get("price"), idempotency_key=request.headers.get("Idempotency-Key"),
             )
         except manual.ManualOrderError as error:
@@ -287,7 +295,10 @@ class TradingControlView(APIView):
     @extend_schema(
         tags=TAGS, operation_id="trading_control_update", request=TradingControlRequestSerializer,
         responses={200: TradingControlSerializer,
-                   403: OpenApiResponse(ErrorSerializer, description="the global switch is staff only"),
+                   403: OpenApiResponse(StepUpRequiredSerializer,
+                                        description="the global switch is staff only (a `detail` only); or "
+                                                    "step_up_required: lifting a kill switch needs a second factor "
+                                                    "used within STEP_UP_SECONDS (POST /api/auth/step-up/)"),
                    404: OpenApiResponse(ErrorSerializer, description="not one of your accounts")},
     )
     def post(self, request):
@@ -304,5 +315,6 @@ class TradingControlView(APIView):
         if data["action"] == "halt":
             controls.halt_trading(account=account, user=request.user, reason=data.get("reason", ""))
         else:
+            require_step_up(request, SensitiveAction.LIFT_KILL_SWITCH)
             controls.resume_trading(account=account, user=request.user)
         return Response(TradingControlSerializer(control_state(request.user)).data)

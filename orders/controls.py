@@ -18,7 +18,8 @@ import time
 from django.db import transaction
 from django.utils import timezone
 
-from accounts.models import BrokerAccount
+from accounts import audit
+from accounts.models import BrokerAccount, SecurityEventKind
 from strategies.models import StrategyConfig
 
 from . import notifications
@@ -45,11 +46,13 @@ def _trading_control(account: BrokerAccount | None) -> TradingControl:
 def halt_trading(*, account: BrokerAccount | None = None, user=None, reason: str = "") -> TradingControl:
     """Kill switch on, for one account or (account None) for everything. Idempotent: halting again
     only records the new reason and who."""
-    control = _trading_control(account)
     reason = (reason or "").strip()
-    TradingControl.objects.filter(pk=control.pk).update(
-        halted=True, halt_reason=reason, halted_at=timezone.now(), halted_by=real_user(user))
-    control.refresh_from_db()
+    control = _trading_control(account)
+    with transaction.atomic():  # the switch and its audit row together
+        TradingControl.objects.filter(pk=control.pk).update(
+            halted=True, halt_reason=reason, halted_at=timezone.now(), halted_by=real_user(user))
+        control.refresh_from_db()
+        _audit_kill_switch(SecurityEventKind.KILL_SWITCH_ON, control, account, user, reason=reason)
     logger.warning("trading halted (%s) by %s: %s", control.scope, getattr(real_user(user), "pk", None), reason)
     return control
 
@@ -57,10 +60,22 @@ def halt_trading(*, account: BrokerAccount | None = None, user=None, reason: str
 def resume_trading(*, account: BrokerAccount | None = None, user=None) -> TradingControl:
     """Kill switch off for that scope (a global halt still stops an account resumed on its own)."""
     control = _trading_control(account)
-    TradingControl.objects.filter(pk=control.pk).update(halted=False, halt_reason="", halted_at=None, halted_by=None)
-    control.refresh_from_db()
+    with transaction.atomic():  # the switch and its audit row together
+        TradingControl.objects.filter(pk=control.pk).update(halted=False, halt_reason="", halted_at=None,
+                                                            halted_by=None)
+        control.refresh_from_db()
+        _audit_kill_switch(SecurityEventKind.KILL_SWITCH_OFF, control, account, user)
     logger.warning("trading resumed (%s) by %s", control.scope, getattr(real_user(user), "pk", None))
     return control
+
+
+def _audit_kill_switch(kind, control: TradingControl, account: BrokerAccount | None, user, *, reason: str = "") -> None:
+    """The audit trail's row: an account's switch is its owner's event (`user` the actor when someone
+    else, staff), the global switch the event of whoever threw it."""
+    actor = real_user(user)
+    detail = {"scope": control.scope, **({"reason": reason[:200]} if reason else {})}
+    audit.record_event(kind, user=account.owner if account is not None else actor, broker_account=account,
+                       actor=actor, detail=detail)
 
 
 def halt_reason_for(account: BrokerAccount | None) -> str | None:

@@ -12,9 +12,11 @@ import datetime as dt
 import logging
 import time
 
+from django.db import transaction
 from django.utils import timezone
 
-from accounts.models import BrokerAccount, BrokerMode
+from accounts import audit
+from accounts.models import BrokerAccount, BrokerMode, SecurityEventKind
 from market.brokers import broker_for
 from market.gateway import BrokerError, user_message_for
 from market.kis.errors import KisError
@@ -95,7 +97,7 @@ def manual_client_order_id(user, idempotency_key: str | None = None) -> str:
     return f"m{user.pk}-{uuid.uuid4().hex}"
 
 
-def _manual_account(user, account) -> BrokerAccount:
+def manual_account(user, account) -> BrokerAccount:
     if account is None or account == "":
         found = BrokerAccount.objects.filter(owner=user).order_by("-is_default", "pk").first()
         if found is None:
@@ -150,7 +152,7 @@ def place_manual_order(user, account, symbol: str, *, side: str = OrderSide.BUY,
 
     live = now is None  # a request of now, not a replayed past moment
     now = now or timezone.now()
-    account = _manual_account(user, account)
+    account = manual_account(user, account)
     if account.mode != BrokerMode.PAPER:
         now = timezone.now()  # KIS trades in real time only; the given clock is for the paper broker
     code, side, quantity, price = _manual_inputs(symbol, side, quantity, price)
@@ -184,16 +186,26 @@ def place_manual_order(user, account, symbol: str, *, side: str = OrderSide.BUY,
         raise ManualOrderError(" / ".join(reasons), field="price" if price is not None else "quantity")
 
     for attempt in range(1, 4):
-        try:  # the insert commits in a transaction of its own, before anything is sent
-            order, created = Order.objects.get_or_create(
-                client_order_id=client_id,
-                defaults={
-                    "run": None, "config": None, "broker_account": account, "trading_date": trading_date,
-                    "code": code, "side": side, "order_type": order_type, "quantity": quantity,
-                    "price": price or 0, "reference_price": price or int(prev_close or 0),
-                    "reason": OrderReason.MANUAL, "intent_at": now,
-                },
-            )
+        try:  # the insert commits in a transaction of its own (with its audit row), before anything is sent
+            conflict = None
+            with transaction.atomic():
+                try:
+                    order, created = Order.objects.get_or_create(
+                        client_order_id=client_id,
+                        defaults={
+                            "run": None, "config": None, "broker_account": account, "trading_date": trading_date,
+                            "code": code, "side": side, "order_type": order_type, "quantity": quantity,
+                            "price": price or 0, "reference_price": price or int(prev_close or 0),
+                            "reason": OrderReason.MANUAL, "intent_at": now,
+                        },
+                    )
+                except IntegrityError as error:  # get_or_create's own savepoint is rolled back: handled below,
+                    conflict = error  # once this transaction is over (its snapshot may not show the other row)
+                else:
+                    if created:
+                        _audit_manual_order(user, order)
+            if conflict is not None:
+                raise conflict
             break
         except IntegrityError:
             # The unique client order id: a concurrent request with the same key stored it after this
@@ -220,6 +232,15 @@ def place_manual_order(user, account, symbol: str, *, side: str = OrderSide.BUY,
         order.refresh_from_db()
     order.idempotent_replay = False
     return order
+
+
+def _audit_manual_order(user, order: Order) -> None:
+    """The audit trail's row of a new manual order (a replay of its key adds none)."""
+    audit.record_event(SecurityEventKind.MANUAL_ORDER, user=user, broker_account=order.broker_account, detail={
+        "order": order.pk, "client_order_id": order.client_order_id, "code": order.code, "side": order.side,
+        "quantity": order.quantity, "order_type": order.order_type, "price": order.price,
+        "trading_date": order.trading_date,
+    })
 
 
 def _manual_replay(order: Order, account: BrokerAccount, code: str, side: str, quantity: int, order_type: str,

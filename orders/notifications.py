@@ -1,5 +1,7 @@
 """Tell people about trading alerts: e-mail to the account owner and a Slack-compatible webhook.
 
+The channels are `accounts.notifications`' (shared with the security notices):
+
 - E-mail (`django.core.mail.send_mail`) to the broker account owner's address, when
   `settings.NOTIFY_EMAIL` is true and the owner has an address.
 - Webhook: POST `{"text": ...}` as JSON to `settings.NOTIFY_WEBHOOK_URL` when set (Slack incoming
@@ -13,14 +15,14 @@ from __future__ import annotations
 
 import logging
 
-import requests
-from django.conf import settings
 from django.core.mail import send_mail
+
+from accounts import notifications as channels
 
 logger = logging.getLogger(__name__)
 
-WEBHOOK_TIMEOUT = 5.0  # seconds, connect and read
-SUBJECT_PREFIX = "[KIS 자동매매]"
+WEBHOOK_TIMEOUT = channels.WEBHOOK_TIMEOUT  # seconds, connect and read
+SUBJECT_PREFIX = channels.SUBJECT_PREFIX
 
 
 def alert_text(alert) -> str:
@@ -37,33 +39,15 @@ def alert_text(alert) -> str:
 
 
 def send_email(alert, text: str) -> bool:
-    if not getattr(settings, "NOTIFY_EMAIL", False) or alert.account is None:
-        return False
-    address = (alert.account.owner.email or "").strip()
-    if not address:
+    if alert.account is None:
         return False
     subject = f"{SUBJECT_PREFIX} {alert.get_kind_display()}"
-    try:
-        send_mail(subject, text, settings.DEFAULT_FROM_EMAIL, [address], fail_silently=False)
-    except Exception as error:  # SMTP down, bad address, ...: log and go on trading
-        logger.warning("alert %s: e-mail notification failed: %s", alert.pk, error)
-        return False
-    return True
+    return channels.send_email(alert.account.owner.email, subject, text, log=logger, send=send_mail,
+                               what=f"alert {alert.pk}")
 
 
 def send_webhook(text: str, url: str | None = None) -> bool:
-    url = url if url is not None else getattr(settings, "NOTIFY_WEBHOOK_URL", "")
-    if not url:
-        return False
-    try:
-        response = requests.post(url, json={"text": text}, timeout=WEBHOOK_TIMEOUT)
-    except Exception as error:  # refused, time-out, DNS, bad URL: log and go on trading
-        logger.warning("webhook notification failed: %s", type(error).__name__)
-        return False
-    if response.status_code >= 400:
-        logger.warning("webhook notification refused: HTTP %s", response.status_code)
-        return False
-    return True
+    return channels.send_webhook(text, url, timeout=WEBHOOK_TIMEOUT, log=logger)
 
 
 def notify_alert(alert) -> list[str]:

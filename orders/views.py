@@ -11,6 +11,7 @@ from django.shortcuts import redirect, render
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST, require_safe
 
+from accounts.step_up import SensitiveAction, require_step_up
 from market.gateway import user_message_for
 
 from . import controls, reconciliation, selectors
@@ -96,6 +97,7 @@ def trading_control(request):
         if not request.htmx:
             messages.warning(request, _("Trading halted."))
     else:
+        require_step_up(request, SensitiveAction.LIFT_KILL_SWITCH)  # → the second factor, then back
         controls.resume_trading(account=account, user=request.user)
         if not request.htmx:
             messages.success(request, _("Trading resumed."))

@@ -110,6 +110,7 @@ INSTALLED_APPS = [
     "allauth.account",
     "allauth.socialaccount",
     "allauth.socialaccount.providers.kakao",
+    "allauth.mfa",  # the second factor: TOTP, passkeys (WebAuthn), recovery codes
     # The project package: health, schedules, site-wide commands.
     "trading_site",
     # Our apps, in dependency order: each imports only apps above it.
@@ -132,10 +133,14 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    # The request being served, for the audit trail's address and user agent (accounts.audit).
+    "accounts.middleware.AuditContextMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "allauth.account.middleware.AccountMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    # StepUpRequired from a page, HTMX or the admin → the second-factor re-authentication (accounts.step_up).
+    "accounts.step_up.StepUpMiddleware",
 ]
 
 ROOT_URLCONF = "trading_site.urls"
@@ -290,6 +295,21 @@ ACCOUNT_RATE_LIMITS = {
     #   that, so they are not refused; a sprayer gets at most 200 guesses a day per address.
     "login_failed": "5/5m/key,30/10m/ip,200/d/ip",
 }
+
+# --- Second factor (allauth.mfa) and step-up ---------------------------------------------------
+# TOTP (authenticator apps), passkeys/WebAuthn and recovery codes. A passkey can also be the login.
+MFA_SUPPORTED_TYPES = ["totp", "webauthn", "recovery_codes"]
+MFA_ADAPTER = "accounts.adapters.MFAAdapter"  # secrets encrypted at rest; no turning it off while real money is on
+MFA_PASSKEY_LOGIN_ENABLED = True
+MFA_TOTP_ISSUER = env("MFA_TOTP_ISSUER", default="KIS 자동매매")
+# WebAuthn needs a secure origin; http://localhost counts as one in browsers. Allowed on other plain-HTTP
+# origins only for local development (DEBUG).
+MFA_WEBAUTHN_ALLOW_INSECURE_ORIGIN = DEBUG
+# Step-up: switching on real money, adding or changing broker keys, lifting a kill switch and trading on
+# a real account need a second factor used within this many seconds (on the pages: allauth's
+# re-authentication with the second factor; for a JWT client: POST /api/auth/step-up/).
+STEP_UP_SECONDS = env.int("STEP_UP_SECONDS", default=300)
+ACCOUNT_REAUTHENTICATION_TIMEOUT = STEP_UP_SECONDS
 
 KAKAO_CLIENT_ID = env("KAKAO_CLIENT_ID", default="")
 KAKAO_CLIENT_SECRET = env("KAKAO_CLIENT_SECRET", default="")

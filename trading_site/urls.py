@@ -7,7 +7,9 @@ from rest_framework.routers import DefaultRouter
 from rest_framework.throttling import ScopedRateThrottle
 from rest_framework_simplejwt.views import TokenBlacklistView, TokenObtainPairView, TokenRefreshView
 
-from accounts.api import BrokerAccountViewSet, MeView, TokenFormView
+from accounts import views as accounts_views
+from accounts.api import BrokerAccountViewSet, MeView, SecurityEventListView, StepUpView, TokenFormView
+from accounts.step_up import admin_has_permission, staff_admin_login
 from market.api import (
     ConnectionTestView,
     InstrumentAnalysisView,
@@ -37,7 +39,10 @@ from .api import not_found
 # The admin has no password form of its own: /admin/login/ sends to the site's login (allauth), so the
 # same rate limits and failed-login lockout apply; staff come back to the admin page they asked for,
 # other users get 403.
-admin.site.login = secure_admin_login(admin.site.login)
+# Staff reach the admin only with a second factor used in this session (accounts.step_up): without one
+# they are sent to set it up, with one not yet used to confirm it.
+admin.site.login = staff_admin_login(secure_admin_login(admin.site.login))
+admin.site.has_permission = admin_has_permission(admin.site.has_permission)
 
 
 class LoginThrottledTokenObtainPairView(TokenObtainPairView):
@@ -58,9 +63,11 @@ router.register("drift", WeeklyDriftViewSet, basename="drift")
 
 api_patterns = [
     path("token/", LoginThrottledTokenObtainPairView.as_view(), name="token_obtain_pair"),
+    path("auth/step-up/", StepUpView.as_view(), name="step_up"),
     path("token/refresh/", TokenRefreshView.as_view(), name="token_refresh"),
     path("token/logout/", TokenBlacklistView.as_view(), name="token_logout"),
     path("me/", MeView.as_view(), name="me"),
+    path("security-events/", SecurityEventListView.as_view(), name="security-events"),
     path("broker-accounts/<int:pk>/connection-test/", ConnectionTestView.as_view(), name="connection-test"),
     path("instruments/", InstrumentListView.as_view(), name="instrument-list"),
     path("instruments/<str:code>/", InstrumentDetailView.as_view(), name="instrument-detail"),
@@ -93,6 +100,8 @@ urlpatterns = [
     re_path(r"^stream/market/(?P<code>[0-9A-Za-z]{6})/$", sse.market_stream, name="stream_market"),
     path("stream/dashboard/", sse.dashboard_stream, name="stream_dashboard"),
     path("api/", include((api_patterns, "api"))),
+    # Before allauth's own: a passkey is not removed while it is the last second factor and real money is on.
+    path("accounts/2fa/webauthn/keys/<int:pk>/remove/", accounts_views.remove_passkey, name="remove_passkey"),
     path("accounts/", include("allauth.urls")),
     path("accounts/", include("accounts.urls")),
     path("market/", include("market.urls")),

@@ -5,6 +5,7 @@ from django.urls import reverse
 
 from accounts.models import BrokerAccount
 from accounts.tests.factories import BrokerAccountFactory, UserFactory
+from accounts.tests.second_factor import add_totp, step_up, totp_code
 
 pytestmark = pytest.mark.django_db
 
@@ -16,7 +17,7 @@ def admin_user(db):
 
 def test_admin_list_and_change_page_show_no_secret(client, admin_user, other_user):
     account = BrokerAccountFactory(owner=other_user, account_number="99887766")
-    client.force_login(admin_user)
+    step_up(client, admin_user)  # staff reach the admin with a second factor
     listing = client.get(reverse("admin:accounts_brokeraccount_changelist")).content.decode()
     change = client.get(reverse("admin:accounts_brokeraccount_change", args=[account.pk])).content.decode()
     for body in (listing, change):
@@ -26,7 +27,7 @@ def test_admin_list_and_change_page_show_no_secret(client, admin_user, other_use
 
 def test_admin_edit_with_blank_secrets_keeps_them(client, admin_user):
     account = BrokerAccountFactory(owner=admin_user)
-    client.force_login(admin_user)
+    step_up(client, admin_user)  # staff reach the admin with a second factor
     response = client.post(
         reverse("admin:accounts_brokeraccount_change", args=[account.pk]),
         {"owner": admin_user.pk, "name": "admin renamed", "mode": account.mode, "app_key": "", "app_secret": "",
@@ -38,7 +39,7 @@ def test_admin_edit_with_blank_secrets_keeps_them(client, admin_user):
 
 
 def test_admin_refuses_invalid_account_number_with_a_message(client, admin_user):
-    client.force_login(admin_user)
+    step_up(client, admin_user)  # staff reach the admin with a second factor
     response = client.post(
         reverse("admin:accounts_brokeraccount_add"),
         {"owner": admin_user.pk, "name": "bad", "mode": "real", "app_key": "k", "app_secret": "s",
@@ -93,9 +94,34 @@ def test_admin_brute_force_is_locked_then_429_and_staff_get_in_after_the_window(
     assert statuses == [200] * 24 + [429] * 6
 
     clock.shift(5 * 60)
+    secret = add_totp(staff)
     response = client.post(login_url, {"login": staff.username, "password": "correct-horse-battery-9"}, follow=True)
+    # The password is the first step only: allauth asks for the second factor, then the admin opens.
+    assert response.redirect_chain[-1][0] == reverse("mfa_authenticate")
+    assert "_auth_user_id" not in client.session
+    response = client.post(reverse("mfa_authenticate"), {"code": totp_code(secret)}, follow=True)
     assert response.redirect_chain[-1][0] == "/admin/"
     assert response.status_code == 200 and response.context["user"] == staff
+
+
+def test_staff_without_a_second_factor_are_sent_to_set_one_up_not_into_the_admin(client):
+    staff = UserFactory(is_staff=True, is_superuser=True)
+    client.force_login(staff)  # a password login (or Kakao): no second factor in this session
+    response = client.get(reverse("admin:index"), follow=True)
+    assert response.redirect_chain[-1][0] == reverse("mfa_index")
+    assert client.get(reverse("admin:accounts_brokeraccount_changelist")).status_code == 302
+
+
+def test_staff_with_a_second_factor_not_used_in_this_session_confirm_it_first(client):
+    staff = UserFactory(is_staff=True, is_superuser=True)
+    secret = add_totp(staff)
+    client.force_login(staff)
+    response = client.get(reverse("admin:index"), follow=True)
+    assert response.redirect_chain[-1][0].startswith(reverse("mfa_reauthenticate") + "?next=")
+    assert client.get(reverse("admin:index")).status_code == 302
+    confirmed = client.post(response.redirect_chain[-1][0], {"code": totp_code(secret)}, follow=True)
+    assert confirmed.redirect_chain[-1][0] == "/admin/" and confirmed.status_code == 200
+    assert client.get(reverse("admin:accounts_brokeraccount_changelist")).status_code == 200
 
 
 def test_a_logged_in_non_staff_user_is_refused_at_the_admin_login(client, user):

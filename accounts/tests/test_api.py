@@ -9,6 +9,7 @@ from rest_framework.test import APIClient
 
 from accounts.models import BrokerAccount
 from accounts.tests.factories import BrokerAccountFactory, UserFactory
+from accounts.tests.second_factor import stepped_up_jwt
 
 pytestmark = pytest.mark.django_db
 
@@ -101,7 +102,7 @@ def test_login_attempts_are_throttled(client, user, settings):
 
 
 def test_broker_account_create_returns_masked_values_only(api, user):
-    api.force_authenticate(user)
+    api.credentials(HTTP_AUTHORIZATION=f"Bearer {stepped_up_jwt(user)}")  # keys added: stepped up
     response = api.post(
         reverse("api:broker-account-list"),
         {"name": "실전", "mode": "real", "app_key": "PSAPPKEY1234567890", "app_secret": "top-secret-value",

@@ -5,6 +5,7 @@ from django.urls import reverse
 
 from accounts.models import BrokerAccount
 from accounts.tests.factories import BrokerAccountFactory
+from accounts.tests.second_factor import step_up
 
 pytestmark = pytest.mark.django_db
 
@@ -25,7 +26,7 @@ def test_edit_form_never_renders_secrets(client, user):
 
 
 def test_create_through_the_page(client, user):
-    client.force_login(user)
+    step_up(client, user)  # keys added: a second factor within the last minutes
     response = client.post(
         reverse("accounts:broker_account_create"),
         {"name": "모의투자", "mode": "simulated", "app_key": "PSKEY123", "app_secret": "SECRET456",

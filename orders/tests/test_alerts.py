@@ -10,6 +10,7 @@ import pytest
 from django.db.models import F
 from django.urls import reverse
 
+from accounts.tests.second_factor import step_up
 from market.brokers.paper import PaperBroker
 from market.gateway import BrokerError
 from market.models import PaperAccount, PaperOrder, PaperPosition
@@ -239,7 +240,7 @@ def test_a_failed_job_raises_an_alert(config, monkeypatch):
 @pytest.fixture
 def admin_client(client, django_user_model):
     admin_user = django_user_model.objects.create_superuser("boss", "boss@example.com", "pw-boss-123456")
-    client.force_login(admin_user)
+    step_up(client, admin_user)  # the admin needs a second factor
     client.admin_user = admin_user
     return client
 

@@ -13,6 +13,7 @@ from rest_framework_simplejwt.tokens import RefreshToken
 
 from accounts.models import BrokerMode
 from accounts.tests.factories import BrokerAccountFactory
+from accounts.tests.second_factor import stepped_up_jwt
 from market.models import DailyBar, PaperOrder
 from orders.controls import halt_trading
 from orders.manual import place_manual_order
@@ -239,6 +240,12 @@ def test_trading_control_owner_halts_and_resumes_the_global_switch_is_staff_only
     assert not TradingControl.objects.filter(account=theirs, halted=True).exists()
     assert api.post(url, {"action": "halt"}, format="json").status_code == 403
     assert api.post(url, {"action": "explode", "account": paper_account.pk}, format="json").status_code == 400
+    # Lifting a kill switch needs a second factor within the last minutes: the login token is not enough.
+    refused = api.post(url, {"action": "resume", "account": paper_account.pk}, format="json")
+    assert refused.status_code == 403 and refused.json()["code"] == "step_up_required"
+    assert "2단계 인증" in refused.json()["detail"] and refused.json()["has_second_factor"] is False
+    assert TradingControl.objects.get(account=paper_account).halted
+    api.credentials(HTTP_AUTHORIZATION=f"Bearer {stepped_up_jwt(user)}")
     resumed = api.post(url, {"action": "resume", "account": paper_account.pk}, format="json")
     assert resumed.json()["accounts"][0]["halted"] is False
     user.is_staff = True

@@ -16,6 +16,7 @@ from django.urls import reverse
 
 from accounts.models import BrokerMode
 from accounts.tests.factories import BrokerAccountFactory
+from accounts.tests.second_factor import step_up
 from market.krx import SEOUL
 from market.models import PaperOrder
 from orders.controls import halt_trading
@@ -152,6 +153,11 @@ def test_kill_switch_toggle_over_htmx(client, user, other_user, paper_account):
     assert "badge-halted" in body and "점검" in body and "hx-confirm" in body
     control = TradingControl.objects.get(account=paper_account)
     assert control.halted and control.halt_reason == "점검" and control.halted_by == user
+    # Lifting it needs a second factor: a user without one is sent to set one up, the switch stays on.
+    refused = client.post(url, {"action": "resume", "account": paper_account.pk}, **HTMX)
+    assert refused.status_code == 204 and refused["HX-Redirect"] == reverse("mfa_index")
+    assert TradingControl.objects.get(account=paper_account).halted
+    step_up(client, user)
     resumed = client.post(url, {"action": "resume", "account": paper_account.pk}, **HTMX)
     assert "badge-halted" not in resumed.content.decode()
     assert not TradingControl.objects.get(account=paper_account).halted

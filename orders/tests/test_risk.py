@@ -9,6 +9,7 @@ import itertools
 import pytest
 from django.urls import reverse
 
+from accounts.tests.second_factor import step_up
 from market.gateway import BrokerError
 from market.krx import commission_for, price_limits, round_to_tick, shift_ticks
 from market.models import DailyBar, PaperAccount, PaperOrder
@@ -266,7 +267,7 @@ def test_evaluate_reads_nothing_for_a_sell_and_stops_at_the_first_refusal():
 def test_admin_halts_and_resumes_through_the_actions_and_lists_the_global_switch(client, paper_account,
                                                                                django_user_model):
     admin_user = django_user_model.objects.create_superuser("boss", "boss@example.com", "pw-boss-123456")
-    client.force_login(admin_user)
+    step_up(client, admin_user)  # the admin needs a second factor
     url = reverse("admin:orders_tradingcontrol_changelist")
     assert client.get(url).status_code == 200
     control = TradingControl.objects.get(scope="global")  # listed even before anyone halted

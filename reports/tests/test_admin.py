@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from django.contrib.auth import get_user_model
 
+from accounts.tests.second_factor import step_up
 from reports.models import ReportStatus, WeeklyReport
 from reports.services import generate_report
 
@@ -16,7 +17,7 @@ pytestmark = pytest.mark.django_db
 @pytest.fixture
 def admin_client(client):
     admin = get_user_model().objects.create_superuser("boss", "boss@example.com", "correct-horse-battery-9")
-    client.force_login(admin)
+    step_up(client, admin)  # the admin needs a second factor
     return client
 
 

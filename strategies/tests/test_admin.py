@@ -4,6 +4,7 @@ import pytest
 from django.urls import reverse
 
 from accounts.tests.factories import UserFactory
+from accounts.tests.second_factor import step_up
 from strategies.models import StrategyConfig
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("instruments")]
@@ -11,7 +12,7 @@ pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("instruments")]
 
 @pytest.fixture
 def admin_client(client):
-    client.force_login(UserFactory(is_staff=True, is_superuser=True))
+    step_up(client, UserFactory(is_staff=True, is_superuser=True))  # the admin needs a second factor
     return client
 
 

@@ -192,6 +192,8 @@ def demo_pages(settings):
         ("broker-account-new", "/accounts/broker-accounts/new/"),
         ("broker-account-edit", f"/accounts/broker-accounts/{account.pk}/"),
         ("password-change", "/accounts/password/change/"),
+        ("security-activity", "/accounts/security/"),
+        ("two-factor", "/accounts/2fa/"),
     ]
     return logged_out, logged_in
 

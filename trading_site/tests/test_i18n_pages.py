@@ -21,6 +21,7 @@ from django.urls import reverse
 from django.utils import translation
 
 from accounts.models import BrokerAccount, User
+from accounts.tests.second_factor import step_up
 from market.krx import SEOUL
 from market.models import Instrument
 from orders.models import TradingAlert
@@ -66,7 +67,7 @@ def demo(client):
     user = User.objects.get(username="demo")
     user.is_staff = user.is_superuser = True
     user.save()
-    client.force_login(user)
+    step_up(client, user)  # staff reach the admin with a second factor
     return user
 
 
