@@ -22,10 +22,11 @@ from dataclasses import dataclass
 
 from django.utils import timezone
 
+from accounts.models import BrokerMode
 from market.krx import SEOUL, is_trading_day, session_open_close
 from strategies.models import StrategyConfig
 
-from .common import active_configs
+from .common import active_configs, get_broker
 from .models import Job, JobDispatch
 from .weekly import entry_cutoff, place_weekly_buys, run_exit_checks
 
@@ -93,20 +94,40 @@ def run_account_job(job: str, account_id: int, config_ids: list[int], trading_da
                     deadline: dt.datetime | None = None, now: Callable[[], dt.datetime] = timezone.now) -> dict:
     """One account's share of a weekly job: its configs in order (still active, still on this
     account), each with the current time. Past the deadline nothing is done. One config's failure
-    never stops the others."""
+    never stops the others. A KIS account's configs share one gateway (one KIS client: its token read
+    once, its HTTP connections kept open); a paper account's broker runs on each config's clock, so
+    each config makes its own."""
     if deadline is not None and now() > deadline:
         logger.warning("%s task of account %s arrived after its deadline %s: left to the sweep",
                        job, account_id, deadline)
         return {"skipped": "deadline passed"}
     function = JOBS[job]
-    configs = StrategyConfig.objects.filter(pk__in=config_ids, is_active=True, broker_account_id=account_id)
+    configs = list(StrategyConfig.objects.filter(pk__in=config_ids, is_active=True, broker_account_id=account_id)
+                   .select_related("broker_account").order_by("pk"))
+    broker = _shared_broker(configs[0].broker_account) if configs else None
     results: dict[int, str] = {}
-    for config in configs.select_related("broker_account").order_by("pk"):
-        try:
-            result = function(config, trading_date, now())
-        except Exception:
-            logger.exception("weekly %s job of config %s failed", job, config.pk)
-            results[config.pk] = "error"
-            continue
-        results[config.pk] = result.run.status if result and result.run else "not today"
+    try:
+        for config in configs:
+            try:
+                result = function(config, trading_date, now(), broker=broker)
+            except Exception:
+                logger.exception("weekly %s job of config %s failed", job, config.pk)
+                results[config.pk] = "error"
+                continue
+            results[config.pk] = result.run.status if result and result.run else "not today"
+    finally:
+        if broker is not None and hasattr(broker, "close"):
+            broker.close()
     return results
+
+
+def _shared_broker(account):
+    """The gateway an account's configs share, or None: a paper account (its broker takes each job's
+    clock), or a KIS client that cannot be made (each config then fails on its own, with the reason)."""
+    if account.mode == BrokerMode.PAPER:
+        return None
+    try:
+        return get_broker(account, timezone.now())
+    except Exception:
+        logger.exception("the KIS client of account %s could not be made", account.pk)
+        return None

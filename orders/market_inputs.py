@@ -6,7 +6,10 @@ backtest's weekly rules (strategies/backtest/engine.py) with the prices a trader
   code known to have no bar that day (suspended; a KIS quote halted or without an open after the
   session opened) is not a candidate, as in the backtest; an open not known yet (the paper
   broker's bar of today is stored only after the close, a failed quote) falls back to the
-  previous close.
+  previous close. On the real host the answer (open, or no bar) is shared for the minute through
+  Django's cache (Redis in production): every account whose universe holds a code asks KIS once a
+  minute for its open, not once each (`ENTRY_OPEN_CACHE_SECONDS`). Only this planning read is
+  shared; order prices are KIS's own, and the risk checks' base price is never taken from it.
 - `orderable_cash`: the broker's orderable cash (KIS `ord_psbl_cash`, the paper account's cash);
   the planner splits min(cash per week, orderable cash) equally.
 - `refresh_day_bars`: before the 15:15 check, the day's bars of the held codes through the
@@ -27,6 +30,7 @@ import logging
 from dataclasses import dataclass, field
 
 from django.conf import settings
+from django.core.cache import cache
 from django.db.models import Max
 from django.utils import timezone
 
@@ -56,6 +60,12 @@ def _today() -> dt.date:
 
 # ------------------------------------------------------------------------------------------- entry
 OPEN, NO_BAR, UNKNOWN = "open", "no_bar", "unknown"
+ENTRY_OPEN_CACHE_SECONDS = 90  # a little over the minute of the key: kept for the whole minute
+
+
+def entry_open_cache_key(code: str, moment: dt.datetime) -> str:
+    """The shared cache's key of a code's entry-day open read from the real host in `moment`'s minute."""
+    return f"orders:entry-open:real:{code}:{moment.astimezone(SEOUL):%Y%m%d%H%M}"
 
 
 class EntryOpens:
@@ -78,14 +88,29 @@ class EntryOpens:
             return (NO_BAR, None) if self.stored else (UNKNOWN, None)
         if self.now < session_open_close(self.trading_date)[0]:
             return UNKNOWN, None
+        shared = (getattr(self.broker, "mode", "") == BrokerMode.REAL
+                  and self.now.astimezone(SEOUL).date() == self.trading_date)
+        key = entry_open_cache_key(code, self.now)
+        if shared:
+            try:
+                known = cache.get(key)
+            except Exception as error:  # the cache is a shortcut: without it, KIS is asked
+                logger.warning("entry open cache unreadable: %s", error)
+                known = None
+            if known is not None:
+                return known[0], known[1]
         try:
             quote = self.broker.get_quote(code)
         except BROKER_ERRORS as error:
             logger.warning("entry open of %s unknown (quote failed): %s", code, user_message_for(error))
-            return UNKNOWN, None
-        if quote.temporarily_halted or quote.open <= 0:
-            return NO_BAR, None
-        return OPEN, int(quote.open)
+            return UNKNOWN, None  # not shared: the next account asks KIS itself
+        found = (NO_BAR, None) if quote.temporarily_halted or quote.open <= 0 else (OPEN, int(quote.open))
+        if shared:
+            try:
+                cache.set(key, found, ENTRY_OPEN_CACHE_SECONDS)
+            except Exception as error:
+                logger.warning("entry open cache not written: %s", error)
+        return found
 
 
 def orderable_cash(broker, code: str, price: int) -> int | None:

@@ -13,14 +13,18 @@ The checks, in order (the first refusal wins):
                       base price (the previous close).
 5. `max_order_amount` buys: quantity × price (limit, else the reference price) ≤ the max order amount.
 6. `daily_loss_limit` buys: the account's realised loss of the day has not reached the limit.
-7. `buyable_cash`     buys: amount + commission ≤ the broker's orderable cash.
+7. `buyable_cash`     buys: amount + commission ≤ the broker's orderable cash. Within one weekly run the
+                      figure is the run's own account of it (`orders.execution.CashBook`: the planner's
+                      read less each accepted buy); when that says "not enough", the broker's figure is
+                      read once more and decides (a deposit since the last read counts).
 
 Sells reduce exposure, so they only face 1–4 (KRX would refuse them anyway): a loss-limit state,
 a tight max amount or a cash shortfall never traps a position.
 
 `evaluate` is pure: the inputs that cost a query or a broker call are passed as callables and only
 called when the check needs them (no cash read for a sell, none at all once a check has refused).
-The database helpers at the end (`limits_for`, `realised_pnl`, `stored_base_price`) are read-only.
+The database helpers at the end (`controls_for`, `limits_for`, `realised_pnl`, `stored_base_price`,
+`stored_base_prices`) are read-only.
 """
 
 from __future__ import annotations
@@ -182,9 +186,12 @@ def evaluate(
     realised_pnl_today: Callable[[], int],
     orderable_cash: Callable[[], int],
     commission: Callable[[int], int],
+    fresh_orderable_cash: Callable[[], int] | None = None,
 ) -> RiskDenial | None:
     """The first check that refuses `order`, or None when it may be sent. The callables are only
-    called when needed (and may raise when their source cannot be read: the caller decides)."""
+    called when needed (and may raise when their source cannot be read: the caller decides).
+    `fresh_orderable_cash`, given when `orderable_cash` is a figure kept by the caller rather than the
+    broker's: asked only when that figure is not enough, and its answer decides the cash check."""
     if halt_reason:
         return RiskDenial(KILL_SWITCH, halt_reason)
     if message := check_market_hours(now):
@@ -204,7 +211,11 @@ def evaluate(
     if limits.daily_loss_limit_krw is not None:
         if message := check_daily_loss(realised_pnl_today(), limits.daily_loss_limit_krw):
             return RiskDenial(DAILY_LOSS_LIMIT, message)
-    if message := check_cash(amount, commission(amount), orderable_cash()):
+    fee = commission(amount)
+    message = check_cash(amount, fee, orderable_cash())
+    if message and fresh_orderable_cash is not None:
+        message = check_cash(amount, fee, fresh_orderable_cash())
+    if message:
         return RiskDenial(BUYABLE_CASH, message)
     return None
 
@@ -218,15 +229,27 @@ def _setting_amount(name: str, default: int | None) -> int | None:
     return value if value > 0 else None
 
 
-def limits_for(account) -> Limits:
-    """The account's row first, then the global row, then the settings (`ORDERS_MAX_ORDER_KRW`,
-    default 50,000,000; `ORDERS_DAILY_LOSS_LIMIT_KRW`, default none)."""
+def controls_for(account) -> tuple[bool, Limits]:
+    """One read of the global and the account's `TradingControl` rows: whether either is halted (the
+    kill switch; `orders.controls.halt_reason_for` words it) and the account's limits (`limits_for`)."""
     from .models import TradingControl
 
     rows = {
         row.scope: row for row in TradingControl.objects.filter(
             Q(scope=TradingControl.GLOBAL) | Q(scope=TradingControl.scope_for(account)))
     }
+    return any(row.halted for row in rows.values()), _limits_of(rows, account)
+
+
+def limits_for(account) -> Limits:
+    """The account's row first, then the global row, then the settings (`ORDERS_MAX_ORDER_KRW`,
+    default 50,000,000; `ORDERS_DAILY_LOSS_LIMIT_KRW`, default none)."""
+    return controls_for(account)[1]
+
+
+def _limits_of(rows: dict, account) -> Limits:
+    from .models import TradingControl
+
     ordered = [rows.get(TradingControl.scope_for(account)), rows.get(TradingControl.GLOBAL)]
 
     def pick(field: str, setting: str, default: int | None) -> int | None:
@@ -274,3 +297,13 @@ def stored_base_price(code: str, trading_date: dt.date) -> int | None:
     close = (DailyBar.objects.filter(instrument__code=code, date=previous_trading_day(trading_date))
              .values_list("close", flat=True).first())
     return int(close) if close else None
+
+
+def stored_base_prices(codes, trading_date: dt.date) -> dict[str, int | None]:
+    """`stored_base_price` of several codes in one query (None for a code without a stored close)."""
+    from market.models import DailyBar
+
+    codes = sorted(set(codes))
+    closes = dict(DailyBar.objects.filter(instrument__code__in=codes, date=previous_trading_day(trading_date))
+                  .values_list("instrument__code", "close"))
+    return {code: int(closes[code]) if closes.get(code) else None for code in codes}

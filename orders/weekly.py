@@ -26,7 +26,7 @@ import logging
 from dataclasses import dataclass, field
 
 from django.conf import settings
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
@@ -39,7 +39,7 @@ from strategies.models import StrategyConfig
 from . import common
 from .common import STALE_AFTER, active_configs, before_open, get_broker, jsonable, seoul
 from .controls import entry_block_reason, halt_reason_for, job_alert, resolve_alert
-from .execution import send_order
+from .execution import SendSession, send_order
 from .models import AlertKind, Job, Order, OrderStatus, TradingAlert, WeeklyRun, WeeklyRunStatus
 from .planning import BlockRun, PlannedOrder, SkipRun, plan_entry, plan_exit
 from .positions import check_positions
@@ -140,15 +140,41 @@ def _finish_complete(run: WeeklyRun, config: StrategyConfig, reason: str, now: d
     return run
 
 
+def _store_intents(run: WeeklyRun, config: StrategyConfig, planned: list[PlannedOrder], trading_date: dt.date,
+                   now: dt.datetime) -> None:
+    """Every planned intent as a pending order, inside the caller's transaction: the ones not stored
+    yet in one insert; an intent stored meanwhile by another process (its client order id is taken)
+    is kept as it is, as `get_or_create` does, one by one then."""
+    def fields_of(item: PlannedOrder) -> dict:
+        return {"run": run, "config": config, "broker_account": config.broker_account, "trading_date": trading_date,
+                "code": item.code, "side": item.side, "order_type": item.order_type, "quantity": item.quantity,
+                "price": item.price, "reference_price": item.reference_price, "reason": item.reason,
+                "intent_at": now}
+
+    if not planned:
+        return
+    stored = set(Order.objects.filter(client_order_id__in=[item.client_order_id for item in planned])
+                 .values_list("client_order_id", flat=True))
+    try:
+        with transaction.atomic():
+            Order.objects.bulk_create([Order(client_order_id=item.client_order_id, **fields_of(item))
+                                       for item in planned if item.client_order_id not in stored])
+    except IntegrityError:
+        for item in planned:
+            Order.objects.get_or_create(client_order_id=item.client_order_id, defaults=fields_of(item))
+
+
 def _run_job(config: StrategyConfig, job: str, trading_date: dt.date, now: dt.datetime, *,
-             dry_run: bool = False, takeover: bool = False) -> JobResult:
+             dry_run: bool = False, takeover: bool = False, broker=None) -> JobResult:
+    """`broker`: the account's gateway when the caller has one (an account's task shares one KIS
+    client, and its HTTP connections, among its configs); else made here."""
     planner = plan_entry if job == Job.ENTRY else plan_exit
     options = {"liquidate": True} if job == Job.EXIT else {}
     account = config.broker_account
     if dry_run:
         if account is None:
             return JobResult(run=None)
-        planned, _ = planner(config, trading_date, now, get_broker(account, now), **options)
+        planned, _ = planner(config, trading_date, now, broker or get_broker(account, now), **options)
         return JobResult(run=None, planned=planned)
 
     run, _ = WeeklyRun.objects.get_or_create(
@@ -179,7 +205,7 @@ def _run_job(config: StrategyConfig, job: str, trading_date: dt.date, now: dt.da
         opens = session_open_close(trading_date)[0]
         return JobResult(_wait(run, config, f"개장({opens:%H:%M}) 전이라 개장 후 다시 실행합니다.", opens, now,
                                alert=False))
-    broker = get_broker(account, now)
+    broker = broker or get_broker(account, now)
     try:  # the entry compares positions itself below, and fails closed when it cannot
         reconcile_orders(account, trading_date, broker=broker, now=now, positions=job != Job.ENTRY)
     except (BrokerError, KisError) as error:  # alerted by reconcile_orders
@@ -202,26 +228,24 @@ def _run_job(config: StrategyConfig, job: str, trading_date: dt.date, now: dt.da
             if blocked:
                 return JobResult(_finish(run, WeeklyRunStatus.BLOCKED, blocked, now))
     try:
+        orderable_cash = None  # the planner's read of the broker's orderable cash, when it planned just now
         if not run.planned:
             if not may_send:
                 raise SkipRun(why_not)
             planned, info = planner(config, trading_date, now, broker, **options)
             with transaction.atomic():
-                for item in planned:
-                    Order.objects.get_or_create(
-                        client_order_id=item.client_order_id,
-                        defaults={
-                            "run": run, "config": config, "broker_account": account, "trading_date": trading_date,
-                            "code": item.code, "side": item.side, "order_type": item.order_type,
-                            "quantity": item.quantity, "price": item.price, "reference_price": item.reference_price,
-                            "reason": item.reason, "intent_at": now,
-                        },
-                    )
+                _store_intents(run, config, planned, trading_date, now)
                 info["orders"] = [item.as_dict() for item in planned]
                 WeeklyRun.objects.filter(pk=run.pk).update(planned=True, plan=jsonable(info))
             common.checkpoint("intents_committed", run)
-        for order in run.orders.filter(status=OrderStatus.PENDING).order_by("pk"):
-            send_order(order, broker, now, may_send, why_not, patient=True)
+            orderable_cash = info.get("orderable_cash")
+        pending = list(run.orders.filter(status=OrderStatus.PENDING).order_by("pk"))
+        # The sends share the account row, the previous closes (one query) and the cash the planner read,
+        # kept between the buys (`execution.CashBook`); a resumed run's first buy reads the broker's.
+        session = SendSession(account, codes={order.code for order in pending}, trading_date=trading_date,
+                              orderable_cash=orderable_cash)
+        for order in pending:
+            send_order(order, broker, now, may_send, why_not, patient=True, session=session, loaded=True)
         if may_send:
             _send_outcome(run, now)
         else:
@@ -256,22 +280,24 @@ def _run_job(config: StrategyConfig, job: str, trading_date: dt.date, now: dt.da
 
 
 def place_weekly_buys(config: StrategyConfig, trading_date: dt.date, now: dt.datetime, *,
-                      dry_run: bool = False) -> JobResult | None:
-    """The entry job; does nothing (None) unless `trading_date` is its week's first trading day."""
+                      dry_run: bool = False, broker=None) -> JobResult | None:
+    """The entry job; does nothing (None) unless `trading_date` is its week's first trading day.
+    `broker`: the config's account's gateway, when the caller shares one among its configs."""
     if not is_trading_day(trading_date) or first_trading_day_of_week(trading_date) != trading_date:
         return None
-    return _run_job(config, Job.ENTRY, trading_date, now, dry_run=dry_run)
+    return _run_job(config, Job.ENTRY, trading_date, now, dry_run=dry_run, broker=broker)
 
 
 def run_exit_checks(config: StrategyConfig, trading_date: dt.date, now: dt.datetime, *,
-                    dry_run: bool = False, liquidate: bool | None = None) -> JobResult | None:
+                    dry_run: bool = False, liquidate: bool | None = None, broker=None) -> JobResult | None:
     """The close-window job: stop-loss/take-profit/sell signal; on the week's last trading day
-    (or with `liquidate=True`) everything the config holds is sold."""
+    (or with `liquidate=True`) everything the config holds is sold. `broker` as for the entry."""
     if not is_trading_day(trading_date):
         return None
     if liquidate is None:
         liquidate = last_trading_day_of_week(trading_date) == trading_date
-    return _run_job(config, Job.EXIT if liquidate else Job.CHECK, trading_date, now, dry_run=dry_run)
+    return _run_job(config, Job.EXIT if liquidate else Job.CHECK, trading_date, now, dry_run=dry_run,
+                    broker=broker)
 
 
 def resume_interrupted_runs(now: dt.datetime | None = None) -> list[WeeklyRun]:

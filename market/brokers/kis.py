@@ -84,3 +84,7 @@ class KisBroker:
 
     def revoke_token(self) -> bool:
         return self.client.revoke_token()
+
+    def close(self) -> None:
+        """Close the client's pooled HTTP connections (an account's task closes its shared gateway)."""
+        self.client.close()

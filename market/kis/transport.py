@@ -12,7 +12,9 @@ Pure Python (``requests`` + ``tenacity``), no Django. Everything above this laye
   by ``msg_cd`` before the HTTP status (KIS sends EGW00201/EGW00123 mostly as 500, sometimes as 200);
 * ``with_read_retries`` retries idempotent requests only, a bounded number of times; an order never goes
   through it (see ``orders``);
-* urllib3 never retries on its own, and no secret reaches a log line or an exception text.
+* urllib3 never retries on its own, and no secret reaches a log line or an exception text;
+* the environment's proxy and CA-bundle variables are read once, when the transport's session is made
+  (``trust_env`` off: requests would otherwise look them up, and ~/.netrc, on every call).
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import functools
 import hashlib
 import json
 import logging
+import os
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -135,7 +138,15 @@ class KisTransport:
         self.limiter_key = "kis-app-" + hashlib.sha256(app_key.encode()).hexdigest()[:16]
         self.log_id = self.app_fingerprint[:8]
 
-        self._session = session or requests.Session()
+        if session is None:
+            session = requests.Session()
+            # The environment is read once here, not on every call (requests looks up the proxy variables
+            # and ~/.netrc per request when trust_env is on): HTTPS_PROXY/NO_PROXY and REQUESTS_CA_BUNDLE
+            # (or CURL_CA_BUNDLE) as the process had them when the client was made still apply.
+            session.trust_env = False
+            session.proxies.update(requests.utils.get_environ_proxies(self.base_url))
+            session.verify = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE") or True
+        self._session = session
         # urllib3 must never retry on its own: a transparent retry of a POST would re-send an order.
         self._session.mount(self.base_url, HTTPAdapter(max_retries=0))
 

@@ -218,6 +218,8 @@ def real_time() -> float:
         from time_machine import escape_hatch
     except ImportError:  # time-machine is a test dependency; without it no clock is moved
         return time.time()
+    if not escape_hatch.is_travelling():  # the escape hatch raises outside a travel: the clock is the real one
+        return time.time()
     return escape_hatch.time.time()
 
 

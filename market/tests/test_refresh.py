@@ -105,3 +105,108 @@ def test_a_late_closing_day_is_refreshed_only_once_its_bar_is_final(monkeypatch)
 
     refresh_recent_bars(now=at(2026, 11, 19, 16, 35))
     assert DailyBar.objects.filter(date=csat).count() == 2
+
+
+# ------------------------------------------------------------------------------------------- several app keys
+FLEET_DAY = dt.date(2026, 11, 24)
+REAL_CODES = ("000660", "005930", "035720")  # consecutive chunks: 000660 + 005930, then 035720
+
+
+@pytest.fixture
+def two_keys(settings, monkeypatch):
+    """Two KIS app keys for market data — a superuser's and a staff member's real accounts — served by
+    one fake KIS host (as KIS serves every key), and three codes with real bars."""
+    from accounts.models import BrokerMode
+    from accounts.tests.factories import BrokerAccountFactory, UserFactory
+    from market.kis.ratelimit import NoRateLimit
+    from market.tests.fake_kis import FakeKisFleet
+
+    admin = UserFactory(is_superuser=True, is_staff=True)
+    staff = UserFactory(is_staff=True)
+    accounts = [BrokerAccountFactory(owner=admin, mode=BrokerMode.REAL),
+                BrokerAccountFactory(owner=staff, mode=BrokerMode.REAL)]
+    for code in REAL_CODES:
+        instrument = Instrument.objects.create(code=code, name=code, source="kis")
+        DailyBar.objects.create(instrument=instrument, date=dt.date(2026, 11, 2), open=1, high=1, low=1, close=1,
+                                volume=1, source="kis")
+    monkeypatch.setattr("market.brokers.kis.rate_limiter_for", lambda kis_mode: NoRateLimit())
+    settings.BROKER_BACKEND = "kis"
+    settings.KIS_APP_KEY = settings.KIS_APP_SECRET = settings.KIS_ACCOUNT = ""  # no .env account
+    with time_machine.travel(at(2026, 11, 24, 16, 10), tick=True), \
+            FakeKisFleet(mode="real", latency=None, today=FLEET_DAY) as fleet:
+        for account in accounts:
+            fleet.add_account(account.app_key, account.app_secret, account.account_number)
+        settings.KIS_BASE_URLS = {"real": fleet.base_url, "paper": ""}
+        yield fleet, accounts
+
+
+def charted(fleet, account) -> list[str]:
+    return [r.query["FID_INPUT_ISCD"] for r in fleet.accounts[account.app_key].requests if r.path == DAILY_CHART_PATH]
+
+
+def recent_bars(code) -> int:
+    return DailyBar.objects.filter(instrument__code=code, date__gte=dt.date(2026, 11, 17)).count()
+
+
+def test_the_data_accounts_are_one_per_app_key_env_first_then_superusers_then_staff(settings):
+    from accounts.models import BrokerMode
+    from accounts.tests.factories import BrokerAccountFactory, UserFactory
+    from market.refresh import kis_data_account, kis_data_accounts
+
+    admin, staff, trader = UserFactory(is_superuser=True), UserFactory(is_staff=True), UserFactory()
+    staff_account = BrokerAccountFactory(owner=staff, mode=BrokerMode.REAL)
+    admin_account = BrokerAccountFactory(owner=admin, mode=BrokerMode.SIMULATED)
+    BrokerAccountFactory(owner=trader, mode=BrokerMode.REAL)  # an ordinary user's keys are never borrowed
+    BrokerAccountFactory(owner=admin, mode=BrokerMode.PAPER, app_key="", app_secret="", account_number="")
+    BrokerAccountFactory(owner=staff, mode=BrokerMode.REAL, app_key=admin_account.app_key)  # the same key again
+    assert [a.pk for a in kis_data_accounts()] == [admin_account.pk, staff_account.pk]
+
+    settings.KIS_APP_KEY, settings.KIS_APP_SECRET, settings.KIS_ACCOUNT = admin_account.app_key, "s" * 40, "12345678"
+    accounts = kis_data_accounts()  # create_admin copies .env's key to the superuser: one key, the .env account
+    assert [a.pk for a in accounts] == [None, staff_account.pk]
+    assert kis_data_account().pk is None
+
+
+def test_several_app_keys_split_the_codes_one_task_each_through_their_own_key(two_keys, monkeypatch):
+    from celery import current_app
+
+    from market import tasks
+
+    fleet, (first, second) = two_keys
+    sent = []
+    monkeypatch.setattr(tasks.refresh_bars_chunk, "delay", lambda *args: sent.append(args))
+    summary = tasks.refresh_bars_after_close.run()
+    assert summary["source"] == "kis" and "3 symbols in 2 chunks" in summary["detail"]
+    assert sent == [(str(first.pk), ["000660", "005930"], "2026-11-17", "2026-11-24"),
+                    (str(second.pk), ["035720"], "2026-11-17", "2026-11-24")]
+    assert current_app.amqp.router.route({}, "market.refresh_bars_chunk")["queue"].name == "trading"
+
+    results = [tasks.refresh_bars_chunk.run(*args) for args in sent]  # what the workers do with them
+    assert [(r["codes"], r["failed"], r["error"]) for r in results] == [(2, [], ""), (1, [], "")]
+    assert sorted(charted(fleet, first)) == ["000660", "005930"] and charted(fleet, second) == ["035720"]
+    assert all(recent_bars(code) == 6 for code in REAL_CODES)  # 17..24 November: six sessions
+    assert sum(r["new_bars"] for r in results) == 18
+
+
+def test_a_failing_chunk_keeps_the_others_bars_and_is_reported(two_keys, caplog):
+    fleet, (first, second) = two_keys
+    fleet.accounts[second.app_key].add_fault(
+        DAILY_CHART_PATH, "reject", times=None, body='{"rt_cd": "1", "msg_cd": "EGW00105", "msg1": "유효하지 않은 AppSecret입니다."}')
+    summary = refresh_recent_bars(now=at(2026, 11, 24, 16, 10))  # no task queue: the chunks run here
+    assert summary.source == "kis" and summary.new_bars == 12
+    assert summary.detail.startswith("3 symbols, 1 failed, 2 KIS app keys")
+    assert recent_bars("000660") == recent_bars("005930") == 6 and recent_bars("035720") == 0
+    assert "1 of 1 symbols of account" in caplog.text
+
+
+def test_a_chunk_whose_account_is_gone_is_reported_and_the_others_are_stored(two_keys, caplog):
+    from market.refresh import RefreshChunk, refresh_chunk
+
+    fleet, (first, second) = two_keys
+    chunks = [RefreshChunk(str(first.pk), ["000660", "005930"], dt.date(2026, 11, 17), FLEET_DAY),
+              RefreshChunk(str(second.pk), ["035720"], dt.date(2026, 11, 17), FLEET_DAY)]
+    second.delete()  # between the dispatch and the chunk's task
+    results = [refresh_chunk(chunk) for chunk in chunks]
+    assert results[0].error == "" and results[0].new_bars == 12
+    assert results[1].failed == ["035720"] and "no longer a data account" in results[1].error
+    assert recent_bars("035720") == 0 and "the chunk of account" in caplog.text
