@@ -271,3 +271,19 @@ def test_a_kakao_only_user_can_add_a_second_factor(client):
     client.force_login(user)
     page = client.get(reverse("mfa_activate_totp"))
     assert page.status_code == 200, page.status_code
+
+
+def test_the_admin_asks_for_the_second_factor_again_before_changing_keys(clock, client):
+    staff = UserFactory(is_staff=True, is_superuser=True)
+    account = BrokerAccountFactory(owner=staff, mode=BrokerMode.SIMULATED, app_secret="old-secret")
+    step_up(client, staff)
+    clock.shift(301)  # the admin session's second factor, minutes ago: the admin opens, keys wait
+    url = reverse("admin:accounts_brokeraccount_change", args=[account.pk])
+    form = {"owner": staff.pk, "name": account.name, "mode": account.mode, "app_key": "", "app_secret": "new-secret",
+            "account_number": "", "product_code": "01", "hts_id": "", "is_default": "on"}
+    response = client.post(url, form)
+    assert response.status_code == 302 and response.url.startswith(reverse("mfa_reauthenticate"))
+    assert BrokerAccount.objects.get(pk=account.pk).app_secret == "old-secret"
+    mark_second_factor_used(client, staff)
+    assert client.post(url, form).status_code == 302
+    assert BrokerAccount.objects.get(pk=account.pk).app_secret == "new-secret"
