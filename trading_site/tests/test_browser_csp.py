@@ -18,6 +18,7 @@ from django.core.management import call_command
 from playwright.sync_api import expect
 
 from accounts.models import User
+from accounts.tests.second_factor import add_totp, totp_code
 from market.models import DailyBar
 from reports.models import WeeklyReport
 from strategies.models import BacktestRun
@@ -26,11 +27,15 @@ from strategies.services import create_backtest_run, execute_backtest_run
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 
-def log_in_as_demo(page, live_server):
+def log_in_as_demo(page, live_server, totp_secret: str):
+    """The password, then the authenticator app's code (the demo user is staff here: the admin needs it)."""
     page.goto(f"{live_server.url}/accounts/login/")
     page.fill("input[name=login]", "demo")
     page.fill("input[name=password]", "demo-trader-2026")
     page.locator("form button[type=submit]").last.click()
+    expect(page).to_have_url(f"{live_server.url}/accounts/2fa/authenticate/")
+    page.fill("input[name=code]", totp_code(totp_secret))
+    page.locator("form:has(input[name=code]) button[type=submit]").first.click()
     expect(page).to_have_url(f"{live_server.url}/")
 
 
@@ -60,6 +65,7 @@ def demo_site(settings):
         demo = User.objects.get(username="demo")
         demo.is_staff = demo.is_superuser = True
         demo.save(update_fields=["is_staff", "is_superuser"])
+        demo.totp_secret = add_totp(demo)  # staff reach the admin with a second factor
         end = DailyBar.objects.order_by("-date").values_list("date", flat=True).first()
         run = create_backtest_run(
             demo, strategy_key="mean_reversion", params={}, codes=["005930", "000660"],
@@ -78,7 +84,7 @@ def test_main_pages_admin_and_api_docs_run_under_the_policy(page, live_server, d
     response = page.goto(f"{live_server.url}/accounts/login/")
     policy = response.headers["content-security-policy"]
     assert "default-src 'self'" in policy and "unsafe-eval" not in policy
-    log_in_as_demo(page, live_server)
+    log_in_as_demo(page, live_server, demo_site.totp_secret)
 
     # 대시보드: the equity line (static/js/dashboard.js, formerly an inline script)
     chart_drawn(page, "equity-chart")
