@@ -92,7 +92,7 @@ KEYLESS_SHARE = 0.1  # orders sent without an Idempotency-Key
 DOUBLE_CLICK_SHARE = 0.7  # repeats sent right behind their original; the rest come later
 REQUEST_TIMEOUT = 60.0
 START_TIMEOUT = 300.0  # the server child migrates the scratch database first
-SETTLE_TIMEOUT = 60.0  # for the worker to send the last notifications
+SETTLE_TIMEOUT = 180.0  # for the worker to send the last notifications (a loaded CI machine: two suites at once)
 CHILD_TIMEOUT = 120.0
 
 
