@@ -142,9 +142,10 @@ def _finish_complete(run: WeeklyRun, config: StrategyConfig, reason: str, now: d
 
 def _store_intents(run: WeeklyRun, config: StrategyConfig, planned: list[PlannedOrder], trading_date: dt.date,
                    now: dt.datetime) -> None:
-    """Every planned intent as a pending order, inside the caller's transaction: the ones not stored
-    yet in one insert; an intent stored meanwhile by another process (its client order id is taken)
-    is kept as it is, as `get_or_create` does, one by one then."""
+    """Every planned intent as a pending order, inside the caller's transaction, in one insert. The
+    intents and the run's `planned` flag commit together, so none is stored yet unless another process
+    got there meanwhile: then (a client order id taken) the stored ones are kept as they are, as
+    `get_or_create` does, one by one."""
     def fields_of(item: PlannedOrder) -> dict:
         return {"run": run, "config": config, "broker_account": config.broker_account, "trading_date": trading_date,
                 "code": item.code, "side": item.side, "order_type": item.order_type, "quantity": item.quantity,
@@ -153,12 +154,10 @@ def _store_intents(run: WeeklyRun, config: StrategyConfig, planned: list[Planned
 
     if not planned:
         return
-    stored = set(Order.objects.filter(client_order_id__in=[item.client_order_id for item in planned])
-                 .values_list("client_order_id", flat=True))
     try:
         with transaction.atomic():
             Order.objects.bulk_create([Order(client_order_id=item.client_order_id, **fields_of(item))
-                                       for item in planned if item.client_order_id not in stored])
+                                       for item in planned])
     except IntegrityError:
         for item in planned:
             Order.objects.get_or_create(client_order_id=item.client_order_id, defaults=fields_of(item))

@@ -181,3 +181,24 @@ def test_never_sells_more_than_held(config):
     # A manual exit the same day finds the open/filled sells and plans nothing more.
     result = run_exit_checks(config, FRIDAY, at(FRIDAY, 15, 20), dry_run=True)
     assert result.planned == []
+
+
+def test_intents_another_process_stored_meanwhile_are_kept_and_the_rest_stored_once(config):
+    """The plan's intents go in with one insert; when a client order id is already taken (another process
+    stored it meanwhile) the stored row is kept as it is and every other intent is stored once."""
+    from orders.planning import PlannedOrder
+    from orders.weekly import _store_intents
+
+    run = WeeklyRun.objects.create(config=config, iso_week="2025-W48", week_start=MONDAY, job="entry",
+                                   trading_date=MONDAY, status=WeeklyRunStatus.RUNNING, started_at=at(MONDAY, 9, 5))
+    planned = [PlannedOrder(code=code, side="buy", quantity=quantity, reason="entry", reference_price=10_000,
+                            client_order_id=f"intent-{code}") for code, quantity in (("A", 1), ("B", 2), ("C", 3))]
+    taken = Order.objects.create(client_order_id="intent-B", broker_account=config.broker_account, config=config,
+                                 trading_date=MONDAY, code="B", side="buy", quantity=7, reason="entry",
+                                 intent_at=at(MONDAY, 9, 4))
+    with transaction.atomic():
+        _store_intents(run, config, planned, MONDAY, at(MONDAY, 9, 5))
+    rows = {order.client_order_id: order for order in Order.objects.all()}
+    assert sorted(rows) == ["intent-A", "intent-B", "intent-C"]
+    assert rows["intent-B"].pk == taken.pk and rows["intent-B"].quantity == 7 and rows["intent-B"].run_id is None
+    assert rows["intent-A"].run_id == run.pk and rows["intent-C"].quantity == 3
